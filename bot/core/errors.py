@@ -1,0 +1,94 @@
+"""The error tree shared by every layer.
+
+```
+FluxcordError
+├── UserError                  safe `message` for the member; nothing was charged
+│   ├── InvalidRequestError    an option or attachment is not acceptable
+│   ├── InsufficientCreditsError
+│   └── JobNotFoundError
+├── ProviderError              raised only by bot/providers
+│   ├── ProviderTransientError   retry later (timeouts, connection errors, 429, 5xx)
+│   ├── ProviderPermanentError   fail the job (400/401/403/404/422, out of credits)
+│   │   ├── ProviderJobExpiredError   the provider no longer knows the job id
+│   │   └── ProviderBlockedError      the safety filter refused the request or every output
+└── StorageError               migration mismatch, integrity
+```
+"""
+
+from __future__ import annotations
+
+
+class FluxcordError(Exception):
+    """Base of every error Fluxcord raises on purpose."""
+
+
+class UserError(FluxcordError):
+    """A refusal whose `message` is one clear sentence for the member."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(UserError):
+    """An option, prompt or attachment is not acceptable."""
+
+
+class InsufficientCreditsError(UserError):
+    """The member cannot afford the job."""
+
+    def __init__(self, message: str, *, spendable: int, cost: int) -> None:
+        super().__init__(message)
+        self.spendable = spendable
+        self.cost = cost
+
+
+class JobNotFoundError(UserError):
+    """No job with that id belongs to the member."""
+
+
+class ProviderError(FluxcordError):
+    """A provider call did not give a usable answer."""
+
+    def __init__(self, message: str, *, provider: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status = status
+
+
+class ProviderTransientError(ProviderError):
+    """Worth retrying: timeouts, connection errors, 429 and 5xx."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class ProviderPermanentError(ProviderError):
+    """Retrying will not help; `operator` marks problems only the operator can fix (bad key, no credits)."""
+
+    def __init__(self, message: str, *, provider: str, status: int | None = None, operator: bool = False) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.operator = operator
+
+
+class ProviderJobExpiredError(ProviderPermanentError):
+    """The provider does not know the job id (never existed or past its retention)."""
+
+
+class ProviderBlockedError(ProviderPermanentError):
+    """The provider's safety filter refused the request or dropped every output."""
+
+
+class StorageError(FluxcordError):
+    """The database is not in a state this code can work with."""

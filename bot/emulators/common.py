@@ -1,0 +1,341 @@
+"""Pieces every provider emulator shares: configuration, fault injection, a request log, an RPM limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+ANY_ROUTE = "any"
+OTHER_ROUTE = "other"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ROUTE_KEY = web.RequestKey("route", str)
+
+
+@dataclass
+class EmulatorConfig:
+    """How an emulator behaves. Every duration is in full-scale seconds and multiplied by `time_scale`.
+
+    `rpm` counts API calls only (submit, status, result, sync runs); file downloads come from a
+    CDN at the real providers and are never limited. A request refused with 429 does not use budget.
+    `credits=None` means an unlimited balance; otherwise each job's price is deducted and a job the
+    balance cannot cover is refused with 406.
+    """
+
+    api_keys: frozenset[str] | None = None
+    latency_median: float = 7.6
+    latency_sigma: float = 0.25
+    queue_seconds: float = 0.3
+    time_scale: float = 1.0
+    failure_rate: float = 0.0
+    safety_drop_rate: float = 0.0
+    rpm: int | None = None
+    ttl_seconds: float = 3600.0
+    credits: float | None = None
+    v1_mode: str = "image"
+    rng_seed: int = 0
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.time_scale
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the emulator answered it; `at` is `time.monotonic()` on arrival."""
+
+    method: str
+    path: str
+    route: str
+    status: int
+    at: float
+
+
+@dataclass(slots=True)
+class Fault:
+    """A canned answer given instead of the real one."""
+
+    status: int
+    remaining: int
+    route: str
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Delay:
+    """A pause before answering, in real seconds (never scaled: it exists to trip client timeouts)."""
+
+    seconds: float
+    remaining: int
+    route: str
+
+
+@dataclass
+class FaultQueue:
+    """Faults and delays waiting for the next matching requests, oldest first."""
+
+    faults: list[Fault] = field(default_factory=list)
+    delays: list[Delay] = field(default_factory=list)
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        route: str = ANY_ROUTE,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self.faults.append(Fault(status, times, route, body, headers))
+
+    def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self.delays.append(Delay(seconds, times, route))
+
+    def take_fault(self, route: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.route in (ANY_ROUTE, route):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def take_delay(self, route: str) -> float:
+        for delay in self.delays:
+            if delay.route in (ANY_ROUTE, route):
+                delay.remaining -= 1
+                if delay.remaining == 0:
+                    self.delays.remove(delay)
+                return delay.seconds
+        return 0.0
+
+    def clear(self) -> None:
+        self.faults.clear()
+        self.delays.clear()
+
+
+@dataclass
+class RequestLog:
+    """Every answered request, with per-route counters."""
+
+    requests: list[RecordedRequest] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def record(self, entry: RecordedRequest) -> None:
+        self.requests.append(entry)
+        self.counts[entry.route] += 1
+
+    @property
+    def count_429(self) -> int:
+        return sum(1 for entry in self.requests if entry.status == 429)
+
+
+class SlidingWindowLimiter:
+    """At most `limit` admissions in any `window` seconds; `limit=None` admits everything."""
+
+    def __init__(self, limit: int | None, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._admitted: deque[float] = deque()
+
+    def acquire(self, now: float) -> float | None:
+        """Admit and return None, or refuse and return the seconds until the oldest admission expires."""
+        if self.limit is None:
+            return None
+        while self._admitted and self._admitted[0] <= now - self.window:
+            self._admitted.popleft()
+        if len(self._admitted) >= self.limit:
+            return max(0.0, self._admitted[0] + self.window - now)
+        self._admitted.append(now)
+        return None
+
+
+def lognormal_latency(rng: random.Random, median: float, sigma: float) -> float:
+    """A latency whose median is `median`; sigma is the spread of its logarithm."""
+    if median <= 0:
+        return 0.0
+    return median * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"Error {status}"
+
+
+_METHOD_NOT_ALLOWED_PAGE = (
+    "<!DOCTYPE html><html><head><title>405 Method Not Allowed</title></head>"
+    "<body><h1>405 Method Not Allowed</h1></body></html>"
+)
+
+
+class EmulatorServer:
+    """An aiohttp server on loopback with the shared test-facing controls; subclasses add routes."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.rng = random.Random(self.config.rng_seed)
+        self.faults = FaultQueue()
+        self.log = RequestLog()
+        self.limiter = SlidingWindowLimiter(self.config.rpm, self.config.scaled(60.0))
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def build_routes(self, app: web.Application) -> None:
+        """Add the provider's routes; use `self.handler(...)` to wrap each one."""
+        raise NotImplementedError
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen and return the root base URL, e.g. `http://127.0.0.1:PORT`."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        app = web.Application(middlewares=[self._middleware])
+        self.build_routes(app)
+        # A short shutdown timeout: handlers parked in delay_next must not hold up stop().
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        self._runner = runner
+        self._base_url = f"http://{host}:{bound_port}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("emulator not started")
+        return self._base_url
+
+    # -- test-facing controls --------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        route: str = ANY_ROUTE,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next `times` matching requests with `status` (body defaults to `{"error": phrase}`)."""
+        self.faults.fail_next(status, times=times, route=route, body=body, headers=headers)
+
+    def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
+        """Sleep `seconds` (real time) before answering the next `times` matching requests."""
+        self.faults.delay_next(seconds, times=times, route=route)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.log.requests
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.log.counts
+
+    @property
+    def count_429(self) -> int:
+        return self.log.count_429
+
+    # -- hooks for subclasses --------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def authenticate(self, request: web.Request) -> web.Response | None:
+        """Return a refusal, or None when the caller may proceed."""
+        return None
+
+    def rate_limit_response(self, retry_in: float) -> web.Response:
+        return json_error(429, "Rate limit exceeded")
+
+    def fault_response(self, fault: Fault) -> web.Response:
+        body = fault.body if fault.body is not None else {"error": _phrase(fault.status)}
+        return web.json_response(body, status=fault.status, headers=fault.headers)
+
+    def handler(self, route: str, inner: Handler, *, api: bool = True) -> Handler:
+        """Wrap a route: label it, then apply delays, faults and, for API routes, auth and the RPM limit."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            request[ROUTE_KEY] = route
+            delay = self.faults.take_delay(route)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            fault = self.faults.take_fault(route)
+            if fault is not None:
+                return self.fault_response(fault)
+            if api:
+                refusal = self.authenticate(request)
+                if refusal is not None:
+                    return refusal
+                retry_in = self.limiter.acquire(self.now())
+                if retry_in is not None:
+                    return self.rate_limit_response(retry_in)
+            return await inner(request)
+
+        return wrapped
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        arrived = self.now()
+        status = 500
+        try:
+            response: web.StreamResponse
+            try:
+                response = await handler(request)
+            except web.HTTPMethodNotAllowed as exc:
+                response = web.Response(
+                    status=405,
+                    text=_METHOD_NOT_ALLOWED_PAGE,
+                    content_type="text/html",
+                    headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
+                )
+            except web.HTTPNotFound:
+                response = json_error(404, "Not Found")
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            status = response.status
+            return response
+        finally:
+            route = request.get(ROUTE_KEY, OTHER_ROUTE)
+            self.log.record(RecordedRequest(request.method, request.path, route, status, arrived))

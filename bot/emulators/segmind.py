@@ -1,0 +1,647 @@
+"""A loopback emulator of Segmind's v1 (sync) and v2 (async) inference API for the FLUX.1 slugs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import io
+import re
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+from aiohttp import web
+from PIL import Image
+
+from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
+from bot.emulators.common import EmulatorConfig, EmulatorServer, Fault, json_error, lognormal_latency
+from bot.emulators.render import CONTENT_TYPES, render_image
+
+REDUX_SCHNELL: Final = "flux-redux-schnell"
+REDUX_DEV: Final = "flux-redux-dev"
+SCHNELL: Final = "flux-schnell"
+SLUGS: Final = (REDUX_SCHNELL, REDUX_DEV, SCHNELL)
+# Dollars per generated image, as the model pages list them.
+PRICES: Final[dict[str, float]] = {REDUX_SCHNELL: 0.004, REDUX_DEV: 0.031, SCHNELL: 0.008}
+ROUTES: Final = ("submit", "status", "result", "file", "v1")
+
+QUEUED: Final = "QUEUED"
+PROCESSING: Final = "PROCESSING"
+COMPLETED: Final = "COMPLETED"
+FAILED: Final = "FAILED"
+
+MISSING_KEY_ERROR: Final = "Missing Authorization or x-api-key in header"
+INVALID_KEY_ERROR: Final = "Unauthorized. API key is invalid or may have expired. Please check your API key."
+NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it again with a different prompt."
+DEFAULT_FAILURE: Final = "Prediction failed: the worker crashed while generating. Please try again."
+# Reported as the balance when the config sets no credit limit, so response shapes never change.
+UNLIMITED_BALANCE: Final = 1_000_000.0
+
+# Rendered files kept in memory; older ones are rendered again on demand, to the same bytes.
+FILE_CACHE_SIZE: Final = 64
+SCHEDULERS: Final = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform")
+_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
+
+
+def safety_dropped(seed: int, index: int, rate: float) -> bool:
+    """Whether the emulated safety checker drops output `index` of a job with `seed`."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"safety:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A forced result for the next job created: failure, a fixed latency, or chosen safety drops."""
+
+    failed: bool = True
+    error: str = DEFAULT_FAILURE
+    latency: float | None = None
+    dropped: frozenset[int] | None = None
+
+
+@dataclass
+class EmulatedJob:
+    """One submitted job; its state follows from the timestamps (all `time.monotonic()`)."""
+
+    request_id: str
+    slug: str
+    body: dict[str, Any] = field(repr=False)
+    submitted_at: float
+    started_at: float
+    completes_at: float
+    expires_at: float
+    seed: int | None = None
+    width: int = 0
+    height: int = 0
+    output_format: str = "webp"
+    quality: int = 80
+    num_outputs: int = 1
+    kept: tuple[int, ...] = ()
+    error: str | None = None
+    invalid: bool = False
+    cost: float = 0.0
+    remaining_credits: float = 0.0
+    source: bytes | None = field(default=None, repr=False)
+    prompt: str | None = None
+    detected_at: float | None = None
+    expired: bool = False
+
+    @property
+    def state(self) -> str:
+        return self.state_at(time.monotonic())
+
+    def state_at(self, now: float) -> str:
+        if now < self.started_at:
+            return QUEUED
+        if now < self.completes_at:
+            return PROCESSING
+        return FAILED if self.error is not None else COMPLETED
+
+    @property
+    def outputs(self) -> int:
+        """How many images the job delivers (0 when it fails)."""
+        return 0 if self.error is not None else len(self.kept)
+
+    @property
+    def queue_time(self) -> float:
+        return self.started_at - self.submitted_at
+
+    @property
+    def inference_time(self) -> float:
+        return self.completes_at - self.started_at
+
+
+class _InvalidInput(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    width: int
+    height: int
+    count: int
+    output_format: str
+    quality: int
+    seed: int | None
+    safety: bool
+    source: bytes | None = None
+    prompt: str | None = None
+
+
+def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _InvalidInput(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise _InvalidInput(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _InvalidInput(f"{name} must be a number")
+    if not low <= value <= high:
+        raise _InvalidInput(f"{name} must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def _choice(body: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise _InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _InvalidInput(f"{name} must be a boolean")
+    return value
+
+
+def _seed(body: dict[str, Any]) -> int | None:
+    value = body.get("seed")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _InvalidInput("seed must be an integer")
+    return value
+
+
+def _megapixels(value: object) -> Megapixels:
+    # The page types it as a number while its example sends a string; both reach the model.
+    if value is None or value in ("1", 1):
+        return "1"
+    if value in ("0.25", 0.25) and not isinstance(value, bool):
+        return "0.25"
+    raise _InvalidInput("megapixels must be one of: 1, 0.25")
+
+
+def _decode_image(value: object) -> bytes:
+    if not isinstance(value, str) or not value.strip():
+        raise _InvalidInput("redux_image is Mandatory and must be string")
+    text = value.strip()
+    if text.startswith(("http://", "https://")):
+        raise _InvalidInput("redux_image: the image URL could not be downloaded")
+    payload = text
+    if text.startswith("data:"):
+        header, sep, payload = text.partition(",")
+        if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
+            raise _InvalidInput("redux_image is not a valid base64 image data URI")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _InvalidInput("redux_image is not valid base64") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (64, 64))
+            image.load()
+    except Exception:
+        raise _InvalidInput("redux_image could not be read as an image") from None
+    return data
+
+
+def _plan_redux(slug: str, body: dict[str, Any]) -> _Plan:
+    dev = slug == REDUX_DEV
+    if body.get("redux_image") is None:
+        raise _InvalidInput("redux_image is Mandatory and must be string")
+    aspect = _choice(body, "aspect_ratio", "1:1", ASPECT_RATIOS)
+    megapixels = _megapixels(body.get("megapixels"))
+    count = _int(body, "num_outputs", 1, 1, 4)
+    _int(body, "num_inference_steps", 28 if dev else 4, 1, 50 if dev else 4)
+    if dev:
+        _number(body, "guidance", 3.0, 0.0, 10.0)
+    output_format = _choice(body, "output_format", "webp", ("webp", "jpg", "png"))
+    quality = _int(body, "output_quality", 80, 0, 100)
+    seed = _seed(body)
+    safety = not _bool(body, "disable_safety_checker")
+    source = _decode_image(body.get("redux_image"))
+    width, height = output_size(cast(AspectRatio, aspect), megapixels)
+    # The cog treats a falsy seed (None or 0) as "pick one".
+    return _Plan(width, height, count, output_format, quality, seed or None, safety, source=source)
+
+
+def _plan_schnell(body: dict[str, Any]) -> _Plan:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _InvalidInput("Prompt is Mandatory and must be string")
+    _int(body, "steps", 4, 1, 8)
+    width = _int(body, "width", 1024, 512, 2048)
+    height = _int(body, "height", 1024, 512, 2048)
+    if width % 8 or height % 8:
+        raise _InvalidInput("width and height must be multiples of 8")
+    count = _int(body, "samples", 1, 1, 4)
+    seed = _seed(body)
+    sampler = body.get("sampler_name")
+    if sampler is not None and (not isinstance(sampler, str) or not sampler):
+        raise _InvalidInput("sampler_name must be a string")
+    _choice(body, "scheduler", "normal", SCHEDULERS)
+    _number(body, "denoise", 1.0, 0.0, 1.0)
+    format_key = "output_format" if "output_format" in body else "image_format"
+    output_format = _choice(body, format_key, "jpg", ("jpg", "jpeg", "png", "webp"))
+    quality_key = "output_quality" if "output_quality" in body else "image_quality"
+    quality = _int(body, quality_key, 80, 0, 100)
+    safety = not _bool(body, "disable_safety_checker")
+    return _Plan(
+        width,
+        height,
+        count,
+        "jpg" if output_format == "jpeg" else output_format,
+        quality,
+        seed,
+        safety,
+        prompt=prompt,
+    )
+
+
+def _plan(slug: str, body: dict[str, Any]) -> _Plan:
+    return _plan_schnell(body) if slug == SCHNELL else _plan_redux(slug, body)
+
+
+def _requested_count(slug: str, body: dict[str, Any]) -> int:
+    value = body.get("samples" if slug == SCHNELL else "num_outputs", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4 else 1
+
+
+def _reset_header(seconds_from_now: float) -> dict[str, str]:
+    # Whole seconds, rounded up, so a client that sleeps until the stamp is never early.
+    reset = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    if reset.microsecond:
+        reset = reset.replace(microsecond=0) + timedelta(seconds=1)
+    return {"x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+class SegmindEmulator(EmulatorServer):
+    """Segmind's API on loopback: `/v2/{slug}` + polling, `/v1/{slug}` sync, and `/files/...` outputs."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config)
+        self.jobs: dict[str, EmulatedJob] = {}
+        self.sync_jobs: dict[str, EmulatedJob] = {}
+        self.balance: float = UNLIMITED_BALANCE if self.config.credits is None else self.config.credits
+        self._outcomes: deque[Outcome] = deque()
+        self._files: OrderedDict[tuple[str, int], asyncio.Future[bytes]] = OrderedDict()
+
+    # -- test-facing controls --------------------------------------------------------------------
+
+    def next_outcome(
+        self,
+        failed: bool = True,
+        error: str = DEFAULT_FAILURE,
+        *,
+        latency: float | None = None,
+        dropped: set[int] | frozenset[int] | None = None,
+    ) -> None:
+        """Force the next created job: FAILED with `error`, or (failed=False) a latency and safety drops.
+
+        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
+        """
+        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
+
+    def expire(self, request_id: str) -> None:
+        """Make the id answer 404 from now on, as after the retention period."""
+        self.jobs[request_id].expired = True
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._files:
+            await asyncio.gather(*self._files.values(), return_exceptions=True)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def build_routes(self, app: web.Application) -> None:
+        router = app.router
+        router.add_post("/v2/{slug}", self.handler("submit", self._submit))
+        router.add_get("/v2/requests/{request_id}/status", self.handler("status", self._status))
+        router.add_get("/v2/requests/{request_id}", self.handler("result", self._result))
+        router.add_get("/v1/requests/{request_id}", self.handler("result", self._result))
+        router.add_post("/v1/{slug}", self.handler("v1", self._run_sync))
+        router.add_get("/files/{request_id}/{name}", self.handler("file", self._file, api=False))
+
+    def authenticate(self, request: web.Request) -> web.Response | None:
+        key = request.headers.get("x-api-key", "").strip()
+        if not key:
+            if request.headers.get("Authorization", "").lower().startswith("bearer "):
+                return web.json_response(
+                    {
+                        "error": "invalid_token",
+                        "error_description": "Bearer tokens are not accepted; send x-api-key.",
+                        "status_code": 401,
+                    },
+                    status=401,
+                )
+            return json_error(401, MISSING_KEY_ERROR)
+        if self.config.api_keys is not None and key not in self.config.api_keys:
+            return json_error(401, INVALID_KEY_ERROR)
+        return None
+
+    def rate_limit_response(self, retry_in: float) -> web.Response:
+        return json_error(429, "Rate limit exceeded", headers=_reset_header(retry_in))
+
+    def fault_response(self, fault: Fault) -> web.Response:
+        if fault.status == 429 and fault.headers is None:
+            fault = Fault(
+                429,
+                fault.remaining,
+                fault.route,
+                fault.body or {"error": "Rate limit exceeded"},
+                _reset_header(self.config.scaled(60.0)),
+            )
+        return super().fault_response(fault)
+
+    # -- job creation ----------------------------------------------------------------------------
+
+    async def _read_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        slug = request.match_info["slug"]
+        if slug not in SLUGS:
+            return json_error(404, f"Model {slug} not found")
+        if request.content_type != "application/json":
+            return json_error(406, "Invalid content type")
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return json_error(400, "Request body must be a JSON object")
+        return body
+
+    def _affordable(self, price: float) -> bool:
+        return self.config.credits is None or self.balance + 1e-9 >= price
+
+    def _insufficient(self, price: float) -> web.Response:
+        return json_error(406, f"Insufficient credits. Balance {self.balance:.4f}, this request costs {price:.4f}.")
+
+    async def _create_job(self, slug: str, body: dict[str, Any], *, sync: bool) -> EmulatedJob | web.Response:
+        submitted = self.now()
+        price = round(PRICES[slug] * _requested_count(slug, body), 6)
+        if not self._affordable(price):
+            return self._insufficient(price)
+        plan: _Plan | None = None
+        error: str | None = None
+        try:
+            plan = await asyncio.to_thread(_plan, slug, body)
+        except _InvalidInput as exc:
+            error = exc.message
+
+        outcome = self._outcomes.popleft() if self._outcomes else None
+        if error is None:
+            if outcome is not None and outcome.failed:
+                error = outcome.error
+            elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
+                error = DEFAULT_FAILURE
+
+        seed = plan.seed if plan is not None else None
+        if plan is not None and seed is None:
+            # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
+            seed = self.rng.randrange(65536)
+        kept: tuple[int, ...] = ()
+        if plan is not None and seed is not None and error is None:
+            if outcome is not None and outcome.dropped is not None:
+                dropped = outcome.dropped
+            elif plan.safety:
+                rate = self.config.safety_drop_rate
+                dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, rate))
+            else:
+                dropped = frozenset()
+            kept = tuple(i for i in range(plan.count) if i not in dropped)
+            if not kept:
+                error = NSFW_ERROR
+
+        if plan is None:
+            # Validation fails within milliseconds of a worker picking the job up.
+            latency = 0.01
+        elif outcome is not None and outcome.latency is not None:
+            latency = outcome.latency
+        else:
+            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
+        started = submitted if sync else submitted + self.config.scaled(self.config.queue_seconds)
+        cost = price if error is None else 0.0
+        # Checked again: other submissions may have spent the balance while this one was validated.
+        if not self._affordable(cost):
+            if outcome is not None:
+                self._outcomes.appendleft(outcome)
+            return self._insufficient(cost)
+        self.balance = round(self.balance - cost, 6)
+        return EmulatedJob(
+            request_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            slug=slug,
+            body=body,
+            submitted_at=submitted,
+            started_at=started,
+            completes_at=started + self.config.scaled(latency),
+            expires_at=submitted + self.config.scaled(self.config.ttl_seconds),
+            seed=seed,
+            width=plan.width if plan else 0,
+            height=plan.height if plan else 0,
+            output_format=plan.output_format if plan else "webp",
+            quality=plan.quality if plan else 80,
+            num_outputs=plan.count if plan else _requested_count(slug, body),
+            kept=kept,
+            error=error,
+            invalid=plan is None,
+            cost=cost,
+            remaining_credits=self.balance,
+            source=plan.source if plan else None,
+            prompt=plan.prompt if plan else None,
+        )
+
+    def _urls(self, request_id: str) -> dict[str, str]:
+        base = self.base_url
+        return {
+            "poll_url": f"{base}/v1/requests/{request_id}",
+            "status_url": f"{base}/v2/requests/{request_id}/status",
+            "response_url": f"{base}/v2/requests/{request_id}",
+        }
+
+    def _file_url(self, job: EmulatedJob, index: int) -> str:
+        return f"{self.base_url}/files/{job.request_id}/out-{index}.{job.output_format}"
+
+    def _render(self, job: EmulatedJob, index: int) -> Coroutine[Any, Any, bytes]:
+        assert job.seed is not None
+        return asyncio.to_thread(
+            render_image,
+            width=job.width,
+            height=job.height,
+            seed=job.seed,
+            index=index,
+            output_format=job.output_format,
+            quality=job.quality,
+            source=job.source,
+            prompt=job.prompt,
+        )
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        job = await self._create_job(request.match_info["slug"], body, sync=False)
+        if isinstance(job, web.Response):
+            return job
+        self.jobs[job.request_id] = job
+        urls = self._urls(job.request_id)
+        return web.json_response(
+            {
+                "request_id": job.request_id,
+                "status": QUEUED,
+                "poll_url": urls["poll_url"],
+                "status_url": urls["status_url"],
+                "response_url": urls["response_url"],
+            }
+        )
+
+    def _lookup(self, request: web.Request) -> tuple[EmulatedJob, str] | web.Response:
+        """The live job and its state, or the 404 an unknown or expired id gets."""
+        request_id = request.match_info["request_id"]
+        now = self.now()
+        job = self.jobs.get(request_id)
+        if job is None or job.expired or now >= job.expires_at:
+            return json_error(404, f"Request {request_id} not found")
+        state = job.state_at(now)
+        if state in (COMPLETED, FAILED) and job.detected_at is None:
+            job.detected_at = now
+        return job, state
+
+    @staticmethod
+    def _failed(job: EmulatedJob) -> web.Response:
+        return web.json_response(
+            {
+                "status": FAILED,
+                "error": job.error,
+                "metrics": {
+                    "inference_time": round(job.inference_time, 3),
+                    "queue_time": round(job.queue_time, 3),
+                    "total_time": round(job.queue_time + job.inference_time, 3),
+                },
+            },
+            status=422,
+        )
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        job, state = found
+        if state == FAILED:
+            return self._failed(job)
+        if state == COMPLETED:
+            return web.json_response(
+                {
+                    "status": COMPLETED,
+                    "request_id": job.request_id,
+                    "metrics": {"inference_time": round(job.inference_time, 3)},
+                }
+            )
+        urls = self._urls(job.request_id)
+        return web.json_response(
+            {
+                "status": state,
+                "request_id": job.request_id,
+                "status_url": urls["status_url"],
+                "response_url": urls["response_url"],
+                "metrics": {},
+            }
+        )
+
+    async def _result(self, request: web.Request) -> web.StreamResponse:
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        job, state = found
+        if state == FAILED:
+            return self._failed(job)
+        urls = self._urls(job.request_id)
+        body: dict[str, Any] = {
+            "status": state,
+            "request_id": job.request_id,
+            "status_url": urls["status_url"],
+            "response_url": urls["response_url"],
+            "output": None,
+            "metrics": {},
+        }
+        if state == COMPLETED:
+            files = [self._file_url(job, index) for index in job.kept]
+            body["output"] = files[0] if len(files) == 1 else files
+            body["metrics"] = {
+                "inference_time": round(job.inference_time, 3),
+                "queue_time": round(job.queue_time, 3),
+                "total_time": round(job.queue_time + job.inference_time, 3),
+                "cost": job.cost,
+                "remaining_credits": job.remaining_credits,
+            }
+        return web.json_response(body)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        job = self.jobs.get(request.match_info["request_id"])
+        match = _FILE_NAME.fullmatch(request.match_info["name"])
+        if job is None or match is None:
+            return json_error(404, "Not Found")
+        index, extension = int(match.group(1)), match.group(2)
+        if job.state_at(self.now()) != COMPLETED or index not in job.kept or extension != job.output_format:
+            return json_error(404, "Not Found")
+        key = (job.request_id, index)
+        future = self._files.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._render(job, index))
+            self._files[key] = future
+            while len(self._files) > FILE_CACHE_SIZE:
+                oldest = next(iter(self._files))
+                if not self._files[oldest].done():
+                    break
+                del self._files[oldest]
+        else:
+            self._files.move_to_end(key)
+        # Shielded so one client hanging up mid-render does not cancel it for the others.
+        data = await asyncio.shield(future)
+        return web.Response(body=data, content_type=CONTENT_TYPES[extension])
+
+    async def _run_sync(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        job = await self._create_job(request.match_info["slug"], body, sync=True)
+        if isinstance(job, web.Response):
+            return job
+        self.sync_jobs[job.request_id] = job
+        await asyncio.sleep(max(0.0, job.completes_at - self.now()))
+        if job.error is not None:
+            # v1 has no FAILED state: bad input is a 400, anything the model did is a 500.
+            return json_error(400 if job.invalid else 500, job.error)
+        data = await self._render(job, job.kept[0])
+        headers = {
+            "x-remaining-credits": str(job.remaining_credits),
+            "x-cost": str(job.cost),
+            "x-request-id": job.request_id,
+            "x-generation-time": f"{job.inference_time:.3f}",
+            "x-seed-value": str(job.seed),
+        }
+        if self.config.v1_mode == "json":
+            return web.json_response({"image": base64.b64encode(data).decode("ascii")}, headers=headers)
+        return web.Response(body=data, content_type=CONTENT_TYPES[job.output_format], headers=headers)
+
+
+async def serve(port: int, config: EmulatorConfig) -> SegmindEmulator:
+    """Start an emulator on 127.0.0.1:`port` and return it running."""
+    emulator = SegmindEmulator(config)
+    await emulator.start(port=port)
+    return emulator

@@ -1,0 +1,489 @@
+"""The job engine: idempotent submit, fair dispatch within provider budgets, polling, retries, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bot.core.errors import (
+    JobNotFoundError,
+    ProviderBlockedError,
+    ProviderError,
+    ProviderJobExpiredError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    UserError,
+)
+from bot.core.images import NormalizedImage, OutputImageError, check_output_async
+from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, StoredOutput, SystemClock
+from bot.core.pricing import PriceList
+from bot.core.requests import GenerationSpec
+from bot.jobs.gate import ProviderGate
+from bot.jobs.notifier import JobNotifier, Progress
+from bot.jobs.scheduler import FairQueue
+from bot.jobs.timing import PollPlanner, backoff
+from bot.providers.base import Provider, ProviderResult, ProviderState
+from storage.jobs import JobRepo, NewJob
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Knobs of the engine; the composition root fills them from Settings."""
+
+    daily_allowance: int = 20
+    max_attempts: int = 5
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    job_deadline: float = 900.0
+    poll_min_interval: float = 0.25
+    poll_max_interval: float = 3.0
+    delivery_attempts: int = 3
+    output_max_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class JobOrder:
+    """A member's request to run one job."""
+
+    request_id: str
+    guild_id: int
+    user_id: int
+    spec: GenerationSpec
+    channel_id: int | None = None
+    input_image: NormalizedImage | None = None
+    input_sha256: str | None = None
+    origin: str = "command"
+    parent_job_id: str | None = None
+    parent_index: int | None = None
+    free: bool = False
+
+
+@dataclass(slots=True)
+class ProviderSlot:
+    """A configured provider and its request budget."""
+
+    provider: Provider
+    gate: ProviderGate
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+class JobEngine:
+    """Runs jobs from queued to a terminal state and delivers each result once. Never imports discord."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobRepo,
+        providers: Sequence[ProviderSlot],
+        notifier: JobNotifier,
+        prices: PriceList,
+        config: EngineConfig | None = None,
+        planner: PollPlanner | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.slots = list(providers)
+        self.notifier = notifier
+        self.prices = prices
+        self.config = config or EngineConfig()
+        self.planner = planner or PollPlanner(self.config.poll_min_interval, self.config.poll_max_interval)
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.queue = FairQueue()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._bookkeeping: set[asyncio.Future[Any]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, *, recover: bool = True) -> None:
+        """Recover what a previous process left (unless told not to), then start dispatching."""
+        if recover:
+            await self.recover()
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="fluxcord-dispatch")
+
+    async def stop(self) -> None:
+        """Stop working; jobs at a provider stay `submitted` and resume on the next start."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        tasks = [*self._tasks.values(), *self._background]
+        for task in tasks:
+            task.cancel()
+        dispatcher = [self._dispatcher] if self._dispatcher else []
+        await asyncio.gather(*tasks, *dispatcher, return_exceptions=True)
+        # Bookkeeping is never cancelled: a half-written settlement is worse than a slower stop.
+        await asyncio.gather(*self._bookkeeping, return_exceptions=True)
+        self._dispatcher = None
+
+    async def run_until_idle(self) -> None:
+        """Wait until no job is queued, running or waiting for delivery (tests and the CLI)."""
+        while self.queue or self._tasks or self._background or self._bookkeeping:
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def recover(self) -> None:
+        """Resume polling jobs a provider accepted, re-queue queued ones, deliver finished ones not yet posted."""
+        for job in await self.jobs.in_states(AT_PROVIDER):
+            slot = self._slot_named(job.provider)
+            if slot is None:
+                await self._end(job, JobState.FAILED, f"The provider {job.provider} is no longer configured.")
+                continue
+            log.info("job=%s user=%s provider=%s state=%s resuming", job.id, job.user_id, job.provider, job.state)
+            slot.gate.take_slot()
+            self._start(job, slot)
+        for job in await self.jobs.in_states([JobState.QUEUED]):
+            self.queue.push(job)
+        for job in await self.jobs.undelivered():
+            self._spawn(self._deliver(job.id))
+        self._wake.set()
+
+    # ----------------------------------------------------------------- submit and cancel
+
+    async def submit(self, order: JobOrder) -> Job:
+        """Hold the price and queue the job; a repeated request id returns the first job and charges nothing."""
+        if not any(order.spec.model in slot.provider.models for slot in self.slots):
+            raise UserError(f"No configured provider serves {order.spec.model.label}.")
+        cost = 0 if order.free else self.prices.price(order.spec)
+        job, created = await self.jobs.create(
+            NewJob(
+                request_id=order.request_id,
+                guild_id=order.guild_id,
+                user_id=order.user_id,
+                spec=order.spec,
+                cost=cost,
+                channel_id=order.channel_id,
+                origin=order.origin,
+                input_image=order.input_image,
+                input_sha256=order.input_sha256,
+                parent_job_id=order.parent_job_id,
+                parent_index=order.parent_index,
+            ),
+            daily=self.config.daily_allowance,
+            now=self.clock.now(),
+        )
+        if created:
+            self._log(job, JobState.QUEUED)
+            self.queue.push(job)
+            self._wake.set()
+        return job
+
+    async def cancel(self, job_id: str, *, user_id: int | None = None) -> Job:
+        """Cancel a queued or running job and release its hold; cancels at the provider where possible."""
+        job = await self.jobs.get(job_id)
+        if job is None or (user_id is not None and job.user_id != user_id):
+            raise JobNotFoundError(f"You have no job `{job_id}`.")
+        if job.state.terminal:
+            raise UserError(f"Job `{job_id}` has already {job.state.value}.")
+        if not await self._end(job, JobState.CANCELLED, "Cancelled."):
+            raise UserError(f"Job `{job_id}` finished before it could be cancelled.")
+        self.queue.remove(job_id)
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+        self._spawn(self._deliver(job_id))
+        slot = self._slot_named(job.provider)
+        if slot is not None and job.provider_job_id and slot.provider.can_cancel:
+            try:
+                await slot.gate.request()
+                await slot.provider.cancel(job.provider_job_id)
+            except ProviderError as exc:
+                log.warning("job=%s provider=%s cancel at provider failed: %s", job.id, job.provider, exc)
+        cancelled = await self.jobs.get(job_id)
+        assert cancelled is not None
+        return cancelled
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _slot_named(self, name: str | None) -> ProviderSlot | None:
+        return next((slot for slot in self.slots if slot.provider.name == name), None)
+
+    def _slot_for(self, job: Job) -> ProviderSlot | None:
+        return next(
+            (slot for slot in self.slots if job.spec.model in slot.provider.models and slot.gate.has_slot),
+            None,
+        )
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            dispatched = False
+            while (job := self.queue.pop(lambda j: self._slot_for(j) is not None)) is not None:
+                slot = self._slot_for(job)
+                assert slot is not None
+                slot.gate.take_slot()
+                self._start(job, slot)
+                dispatched = True
+            if dispatched:
+                self._announce_queue()
+            if not self.queue and not self._tasks and not self._background:
+                self._idle.set()
+            await self._wake.wait()
+
+    def _announce_queue(self) -> None:
+        for position, job in enumerate(self.queue.order(), start=1):
+            expected = self.planner.defaults.get(job.spec.model, 10.0)
+            lanes = max(1, sum(slot.gate.concurrency for slot in self.slots))
+            eta = expected * ((position - 1) // lanes + 1)
+            self._spawn(self._progress(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta)))
+
+    def _start(self, job: Job, slot: ProviderSlot) -> None:
+        task = asyncio.create_task(self._run(job, slot), name=f"fluxcord-job-{job.id}")
+        self._tasks[job.id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(job.id, None)
+            slot.gate.free_slot()
+            self._wake.set()
+            self._idle.set()
+
+        task.add_done_callback(finished)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            self._background.discard(done)
+            self._wake.set()
+            self._idle.set()
+
+        task.add_done_callback(finished)
+
+    async def _shielded(self, awaitable: Awaitable[T]) -> T:
+        """Bookkeeping that must finish even if the job task is cancelled mid-way."""
+        inner = asyncio.ensure_future(awaitable)
+        self._bookkeeping.add(inner)
+
+        def finished(done: asyncio.Future[Any]) -> None:
+            self._bookkeeping.discard(done)
+            self._idle.set()
+
+        inner.add_done_callback(finished)
+        return await asyncio.shield(inner)
+
+    # ----------------------------------------------------------------- one job
+
+    async def _run(self, job: Job, slot: ProviderSlot) -> None:
+        try:
+            async with asyncio.timeout(self.config.job_deadline):
+                result = await self._at_provider(job, slot)
+            if result is not None:
+                await self._succeed(job, result)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            await self._end(
+                job, JobState.EXPIRED, "The job took longer than the time limit; your credits were refunded."
+            )
+        except ProviderJobExpiredError:
+            await self._end(job, JobState.EXPIRED, "The provider lost track of the job; your credits were refunded.")
+        except ProviderBlockedError as exc:
+            await self._end(job, JobState.FAILED, f"The provider's safety filter blocked this job ({exc.message}).")
+        except ProviderPermanentError as exc:
+            if exc.operator:
+                log.error("provider=%s needs the operator's attention: %s", exc.provider, exc.message)
+                reason = "The image provider is not available right now (a configuration problem on our side)."
+            else:
+                reason = f"The provider refused the job: {exc.message}"
+            await self._end(job, JobState.FAILED, reason)
+        except ProviderTransientError as exc:
+            await self._end(job, JobState.FAILED, f"The provider kept failing ({exc.message}); try again later.")
+        except Exception:
+            log.exception("job=%s failed unexpectedly", job.id)
+            await self._end(job, JobState.FAILED, "Something went wrong while running the job.")
+        await self._deliver(job.id)
+
+    async def _call(self, job: Job, slot: ProviderSlot, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """One provider request within the budget, retried with backoff on transient errors."""
+        attempt = 0
+        while True:
+            attempt += 1
+            await slot.gate.request()
+            try:
+                return await call(*args)
+            except ProviderTransientError as exc:
+                if exc.rate_limited:
+                    slot.gate.pause(exc.retry_after if exc.retry_after is not None else 5.0)
+                if attempt >= self.config.max_attempts:
+                    raise
+                delay = backoff(
+                    attempt,
+                    base=self.config.retry_base_delay,
+                    cap=self.config.retry_max_delay,
+                    rng=self.rng,
+                    retry_after=exc.retry_after,
+                )
+                log.warning(
+                    "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
+                    job.id,
+                    slot.provider.name,
+                    attempt,
+                    delay,
+                    exc.message,
+                )
+                await asyncio.sleep(delay)
+
+    async def _at_provider(self, job: Job, slot: ProviderSlot) -> ProviderResult | None:
+        provider = slot.provider
+        if job.state is JobState.QUEUED:
+            image = await self.jobs.input_image(job.input_sha256) if job.input_sha256 else None
+            await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + 1)
+            submission = await self._call(job, slot, provider.submit, job.spec, image)
+            now = self.clock.now()
+            moved = await self._shielded(
+                self.jobs.transition(
+                    job.id,
+                    [JobState.QUEUED],
+                    JobState.SUBMITTED,
+                    now=now,
+                    provider=provider.name,
+                    provider_job_id=submission.job_id,
+                    submitted_at=now.isoformat(),
+                )
+            )
+            if not moved:  # cancelled while we were submitting
+                return None
+            job = await self._reload(job.id)
+            self._log(job, JobState.SUBMITTED)
+            if submission.result is not None:
+                return submission.result
+        assert job.provider_job_id is not None and job.submitted_at is not None
+        history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
+        expected = self.planner.expected(job.spec, history)
+        polls = 0
+        while True:
+            elapsed = (self.clock.now() - job.submitted_at).total_seconds()
+            self._spawn(
+                self._progress(
+                    job,
+                    Progress(job.state, provider=provider.name, elapsed_seconds=elapsed, expected_seconds=expected),
+                )
+            )
+            await asyncio.sleep(self.planner.next_delay(elapsed=elapsed, expected=expected, polls=polls))
+            polls += 1
+            status = await self._call(job, slot, provider.status, job.provider_job_id)
+            if status.state is ProviderState.RUNNING and job.state is JobState.SUBMITTED:
+                now = self.clock.now()
+                if await self.jobs.transition(
+                    job.id, [JobState.SUBMITTED], JobState.RUNNING, now=now, started_at=now.isoformat()
+                ):
+                    job = await self._reload(job.id)
+                    self._log(job, JobState.RUNNING)
+            elif status.state is ProviderState.SUCCEEDED:
+                result: ProviderResult = await self._call(job, slot, provider.result, job.provider_job_id, job.spec)
+                if result.inference_seconds is None and status.inference_seconds is not None:
+                    result = ProviderResult(result.images, status.inference_seconds, result.queue_seconds)
+                return result
+            elif status.state is ProviderState.FAILED:
+                error = status.error or "no reason given"
+                if status.blocked:
+                    raise ProviderBlockedError(error, provider=provider.name)
+                raise ProviderPermanentError(error, provider=provider.name)
+
+    async def _reload(self, job_id: str) -> Job:
+        job = await self.jobs.get(job_id)
+        assert job is not None
+        return job
+
+    async def _succeed(self, job: Job, result: ProviderResult) -> None:
+        spec = job.spec
+        outputs: list[StoredOutput] = []
+        for data in result.images[: spec.count]:
+            try:
+                image = await check_output_async(
+                    data,
+                    expected_size=spec.size,
+                    expected_format=spec.output_format,
+                    quality=spec.quality,
+                    max_pixels=self.config.output_max_pixels,
+                )
+            except OutputImageError as exc:
+                log.warning("job=%s provider=%s dropped an output that is not an image: %s", job.id, job.provider, exc)
+                continue
+            if (image.width, image.height) != spec.size:
+                log.warning("job=%s output is %dx%d, expected %dx%d", job.id, image.width, image.height, *spec.size)
+            outputs.append(StoredOutput(len(outputs), image.data, image.format, image.width, image.height))
+        if not outputs:
+            if not result.images:
+                raise ProviderBlockedError("every image was removed by the safety filter", provider=job.provider or "")
+            raise ProviderPermanentError("the provider returned no usable image", provider=job.provider or "")
+        inference_ms = round(result.inference_seconds * 1000) if result.inference_seconds is not None else None
+        if await self._shielded(
+            self.jobs.finish(
+                job.id,
+                [JobState.QUEUED, *AT_PROVIDER],
+                JobState.SUCCEEDED,
+                now=self.clock.now(),
+                outputs=outputs,
+                inference_ms=inference_ms,
+            )
+        ):
+            self._log(await self._reload(job.id), JobState.SUCCEEDED)
+
+    async def _end(self, job: Job, state: JobState, reason: str) -> bool:
+        """Move a job to a terminal state without outputs, releasing its whole hold."""
+        ended = await self._shielded(
+            self.jobs.finish(job.id, [JobState.QUEUED, *AT_PROVIDER], state, now=self.clock.now(), error=reason)
+        )
+        if ended:
+            self._log(job, state, reason)
+        return ended
+
+    # ----------------------------------------------------------------- telling the world
+
+    async def _progress(self, job: Job, progress: Progress) -> None:
+        try:
+            await self.notifier.progress(job, progress)
+        except Exception:  # a status line must never fail the job
+            log.warning("job=%s progress notification failed", job.id, exc_info=True)
+
+    async def _deliver(self, job_id: str) -> None:
+        """Post the terminal result once; left undelivered (and retried at the next start) if it keeps failing."""
+        for attempt in range(1, self.config.delivery_attempts + 1):
+            job = await self._reload(job_id)
+            if job.delivered or not job.state.terminal:
+                return
+            try:
+                if job.state is JobState.SUCCEEDED:
+                    await self.notifier.done(job, await self.jobs.outputs(job.id))
+                else:
+                    await self.notifier.failed(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("job=%s delivery attempt %d failed", job.id, attempt, exc_info=True)
+                await asyncio.sleep(
+                    backoff(
+                        attempt,
+                        base=self.config.retry_base_delay,
+                        cap=self.config.retry_max_delay,
+                        rng=self.rng,
+                    )
+                )
+                continue
+            await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now()))
+            log.info("job=%s user=%s delivered", job.id, job.user_id)
+            return
+
+    def _log(self, job: Job, state: JobState, reason: str | None = None) -> None:
+        log.info(
+            "job=%s user=%s provider=%s state=%s attempt=%d%s",
+            job.id,
+            job.user_id,
+            job.provider or "-",
+            state.value,
+            job.attempts,
+            f" reason={reason!r}" if reason else "",
+        )

@@ -1,0 +1,111 @@
+"""All configuration, read once from the environment (prefix FLUXCORD_) and an optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.core.pricing import PriceList
+
+
+def _env(name: str, *conventional: str) -> AliasChoices:
+    """Accept FLUXCORD_<NAME> and, for keys, the names other tools use for the same secret."""
+    return AliasChoices(f"FLUXCORD_{name}", *conventional)
+
+
+class Settings(BaseSettings):
+    """Every setting Fluxcord reads; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLUXCORD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Discord
+    discord_token: SecretStr | None = Field(default=None, validation_alias=_env("DISCORD_TOKEN", "DISCORD_TOKEN"))
+
+    # Storage
+    database: Path = Path("data/fluxcord.db")
+
+    # Providers
+    providers: Annotated[list[str], NoDecode] = Field(
+        default=["segmind"],
+        description="Provider order, comma-separated; the first that serves a model is used.",
+    )
+    segmind_api_key: SecretStr | None = Field(default=None, validation_alias=_env("SEGMIND_API_KEY", "SEGMIND_API_KEY"))
+    segmind_base_url: str = "https://api.segmind.com"
+    segmind_concurrency: int = Field(default=10, ge=1)
+    segmind_rpm: int = Field(default=50, ge=1)
+
+    # Requests to providers
+    request_timeout: float = Field(default=30.0, gt=0)
+    max_output_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_delay: float = Field(default=1.0, ge=0)
+    retry_max_delay: float = Field(default=60.0, ge=0)
+    job_deadline: float = Field(default=900.0, gt=0, description="Seconds before a job is expired.")
+    poll_min_interval: float = Field(default=0.25, gt=0)
+    poll_max_interval: float = Field(default=3.0, gt=0)
+
+    # Inputs
+    max_input_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_input_megapixels: float = Field(default=40.0, gt=0)
+
+    # Credits
+    price_redux_schnell: int = Field(default=1, ge=0)
+    price_redux_dev: int = Field(default=8, ge=0)
+    price_schnell: int = Field(default=2, ge=0)
+    daily_allowance: int = Field(default=20, ge=0)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def prices(self) -> PriceList:
+        return PriceList(
+            redux_schnell=self.price_redux_schnell,
+            redux_dev=self.price_redux_dev,
+            schnell=self.price_schnell,
+        )
+
+    def missing(self, *, need_discord: bool) -> list[str]:
+        """Names of the settings that must be set before Fluxcord can run, each with what to do."""
+        problems: list[str] = []
+        if need_discord and not _secret(self.discord_token):
+            problems.append(
+                "FLUXCORD_DISCORD_TOKEN (or DISCORD_TOKEN) is not set: the bot token from the Discord developer portal."
+            )
+        configured = [name for name in self.providers if self.provider_key(name)]
+        if not configured:
+            problems.append("No provider key is set: set FLUXCORD_SEGMIND_API_KEY (or SEGMIND_API_KEY).")
+        unknown = [name for name in self.providers if name not in KNOWN_PROVIDERS]
+        if unknown:
+            problems.append(
+                f"FLUXCORD_PROVIDERS names unknown providers: {', '.join(unknown)} "
+                f"(known: {', '.join(KNOWN_PROVIDERS)})."
+            )
+        return problems
+
+    def provider_key(self, name: str) -> str | None:
+        if name == "segmind":
+            return _secret(self.segmind_api_key)
+        return None
+
+
+KNOWN_PROVIDERS = ("segmind",)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    if value is None:
+        return None
+    return value.get_secret_value().strip() or None

@@ -1,0 +1,87 @@
+"""The terminal front end: a live progress line and the images written to a folder."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from bot.core.jobs import Job, JobState, StoredOutput
+from bot.jobs.notifier import Progress
+
+
+def progress_bar(fraction: float, width: int = 12) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def describe(progress: Progress, provider_label: str | None = None) -> str:
+    """`Queued (#3, ETA ~12 s)` or `Running on Segmind · 6 s ████░░░░`."""
+    if progress.state is JobState.QUEUED:
+        parts = [f"#{progress.position}"] if progress.position else []
+        if progress.eta_seconds is not None:
+            parts.append(f"ETA ~{progress.eta_seconds:.0f} s")
+        return "Queued" + (f" ({', '.join(parts)})" if parts else "")
+    name = provider_label or (progress.provider or "the provider").capitalize()
+    elapsed = progress.elapsed_seconds or 0.0
+    line = f"Running on {name} · {elapsed:.0f} s"
+    if progress.fraction is not None:
+        line += f" {progress_bar(progress.fraction)}"
+    return line
+
+
+@dataclass
+class TerminalNotifier:
+    """Writes finished images into `out_dir` and keeps one progress line on `stream`."""
+
+    out_dir: Path
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    written: dict[str, list[Path]] = field(default_factory=dict)
+    finished: dict[str, asyncio.Future[Job]] = field(default_factory=dict)
+    _last: str = ""
+    _started: float = field(default_factory=time.monotonic)
+
+    def waiter(self, job_id: str) -> asyncio.Future[Job]:
+        return self.finished.setdefault(job_id, asyncio.get_running_loop().create_future())
+
+    def _line(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._last = text
+        if self.stream.isatty():
+            self.stream.write("\r\033[K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        self._line(describe(progress))
+
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
+        paths = await asyncio.to_thread(self._write, job, outputs)
+        self.written[job.id] = paths
+        self._line(f"Done in {time.monotonic() - self._started:.1f} s")
+        self._resolve(job)
+
+    async def failed(self, job: Job) -> None:
+        self._line(f"{job.state.value.capitalize()}: {job.error or 'no reason given'}")
+        self._resolve(job)
+
+    def _resolve(self, job: Job) -> None:
+        if self.stream.isatty():
+            self.stream.write("\n")
+        future = self.finished.get(job.id)
+        if future is not None and not future.done():
+            future.set_result(job)
+
+    def _write(self, job: Job, outputs: list[StoredOutput]) -> list[Path]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for output in outputs:
+            path = self.out_dir / f"{job.id}-{output.index + 1}.{output.format}"
+            path.write_bytes(output.data)
+            paths.append(path)
+        return paths

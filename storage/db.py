@@ -1,0 +1,100 @@
+"""The SQLite database: one writer connection behind a lock, one reader, WAL, migrations at open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.core.errors import StorageError
+from storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+Conn = aiosqlite.Connection
+Params = Iterable[Any] | dict[str, Any]
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+class Database:
+    """Owns the connections. Writes go through `transaction()`; reads may use `fetchone`/`fetchall`."""
+
+    def __init__(self, path: Path, writer: Conn, reader: Conn) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Open (creating if needed) the database file and bring its schema up to date."""
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise StorageError(f"SQLite 3.35 or newer is needed (this one is {sqlite3.sqlite_version}).")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            writer.row_factory = aiosqlite.Row
+            for pragma in _PRAGMAS:
+                await writer.execute(pragma)
+            await migrate(writer)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        reader.row_factory = aiosqlite.Row
+        for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=ON"):
+            await reader.execute(pragma)
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._reader.close()
+            await self._writer.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """`BEGIN IMMEDIATE` … `COMMIT` on the writer, held against every other writer in this process."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await asyncio.shield(self._writer.execute("ROLLBACK"))
+                raise
+            else:
+                await asyncio.shield(self._writer.execute("COMMIT"))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._reader.execute(sql, params) as cursor:
+            row: aiosqlite.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+async def fetchone(conn: Conn, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    """Read one row inside a transaction (sees the transaction's own writes)."""
+    async with conn.execute(sql, params) as cursor:
+        row: aiosqlite.Row | None = await cursor.fetchone()
+        return row
