@@ -52,18 +52,25 @@ def _generation_options(parser: argparse.ArgumentParser, *, vary: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Fluxcord: FLUX.1 image generation for Discord.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every job transition")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log every job transition")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Fluxcord: FLUX.1 image generation for Discord.", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the Discord bot (default)")
-    sub.add_parser("check", help="validate the configuration and say what is missing")
-    vary = sub.add_parser("vary", help="vary an image with FLUX.1 Redux, without Discord")
+    sub.add_parser("run", parents=[common], help="run the Discord bot (default)")
+    sub.add_parser("check", parents=[common], help="validate the configuration and say what is missing")
+    vary = sub.add_parser("vary", parents=[common], help="vary an image with FLUX.1 Redux, without Discord")
     vary.add_argument("image", type=Path)
     _generation_options(vary, vary=True)
-    imagine = sub.add_parser("imagine", help="generate images from a prompt with FLUX.1 schnell, without Discord")
+    imagine = sub.add_parser(
+        "imagine", parents=[common], help="generate images from a prompt with FLUX.1 schnell, without Discord"
+    )
     imagine.add_argument("prompt")
     _generation_options(imagine, vary=False)
-    emulate = sub.add_parser("emulate", help="serve a local Segmind emulator, to try Fluxcord without spending money")
+    emulate = sub.add_parser(
+        "emulate", parents=[common], help="serve a local Segmind emulator, to try Fluxcord without spending money"
+    )
     emulate.add_argument("--port", type=int, default=8123)
     emulate.add_argument("--time-scale", type=float, default=0.25, help="multiply every latency (default 0.25)")
     emulate.add_argument("--rpm", type=int, default=None, help="requests-per-minute budget (default: none)")

@@ -182,6 +182,7 @@ class JobRepo:
         outputs: Iterable[StoredOutput] = (),
         error: str | None = None,
         inference_ms: int | None = None,
+        provider_ms: int | None = None,
     ) -> bool:
         """Enter a terminal state, store the outputs and settle the hold — all or nothing, once."""
         outputs = list(outputs)
@@ -199,6 +200,8 @@ class JobRepo:
             }
             if inference_ms is not None:
                 fields["inference_ms"] = inference_ms
+            if provider_ms is not None:
+                fields["provider_ms"] = provider_ms
             if not await self._cas(conn, job_id, allowed, now, fields):
                 return False
             await conn.executemany(
@@ -245,15 +248,21 @@ class JobRepo:
         return [_job(row) for row in rows]
 
     async def recent_durations(self, *, provider: str, model: str, limit: int = 20) -> list[float]:
-        """Seconds from provider acceptance to completion of the latest succeeded jobs, newest first."""
+        """How long the latest succeeded jobs took at the provider, newest first.
+
+        The provider's own queue + inference time where it reports one: the time this process saw
+        includes its own polling delay, and learning from that would only ever push polls later.
+        """
         rows = await self.db.fetchall(
-            """SELECT submitted_at, finished_at FROM jobs
+            """SELECT submitted_at, finished_at, provider_ms FROM jobs
                WHERE provider = ? AND model = ? AND state = 'succeeded' AND submitted_at IS NOT NULL
                ORDER BY finished_at DESC LIMIT ?""",
             (provider, model, limit),
         )
         return [
-            (datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["submitted_at"])).total_seconds()
+            r["provider_ms"] / 1000
+            if r["provider_ms"] is not None
+            else (datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["submitted_at"])).total_seconds()
             for r in rows
         ]
 

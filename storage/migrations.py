@@ -79,7 +79,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             started_at TEXT,
             finished_at TEXT,
             updated_at TEXT NOT NULL,
-            inference_ms INTEGER
+            inference_ms INTEGER,
+            provider_ms INTEGER
         )""",
         "CREATE INDEX jobs_state ON jobs (state)",
         "CREATE INDEX jobs_member ON jobs (guild_id, user_id, created_at)",

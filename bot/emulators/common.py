@@ -69,6 +69,8 @@ class Fault:
     route: str
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    #: a verbatim body (e.g. malformed JSON), sent instead of `body`
+    raw: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,10 +97,11 @@ class FaultQueue:
         route: str = ANY_ROUTE,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        raw: str | None = None,
     ) -> None:
         if times < 1:
             raise ValueError("times must be at least 1")
-        self.faults.append(Fault(status, times, route, body, headers))
+        self.faults.append(Fault(status, times, route, body, headers, raw))
 
     def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
         if times < 1:
@@ -256,9 +259,10 @@ class EmulatorServer:
         route: str = ANY_ROUTE,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        raw: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` (body defaults to `{"error": phrase}`)."""
-        self.faults.fail_next(status, times=times, route=route, body=body, headers=headers)
+        self.faults.fail_next(status, times=times, route=route, body=body, headers=headers, raw=raw)
 
     def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
         """Sleep `seconds` (real time) before answering the next `times` matching requests."""
@@ -289,6 +293,10 @@ class EmulatorServer:
         return json_error(429, "Rate limit exceeded")
 
     def fault_response(self, fault: Fault) -> web.Response:
+        if fault.raw is not None:
+            return web.Response(
+                text=fault.raw, status=fault.status, headers=fault.headers, content_type="application/json"
+            )
         body = fault.body if fault.body is not None else {"error": _phrase(fault.status)}
         return web.json_response(body, status=fault.status, headers=fault.headers)
 

@@ -371,7 +371,9 @@ class JobEngine:
                     Progress(job.state, provider=provider.name, elapsed_seconds=elapsed, expected_seconds=expected),
                 )
             )
-            await asyncio.sleep(self.planner.next_delay(elapsed=elapsed, expected=expected, polls=polls))
+            await asyncio.sleep(
+                self.planner.next_delay(elapsed=elapsed, expected=expected, polls=polls, learned=bool(history))
+            )
             polls += 1
             status = await self._call(job, slot, provider.status, job.provider_job_id)
             if status.state is ProviderState.RUNNING and job.state is JobState.SUBMITTED:
@@ -420,6 +422,11 @@ class JobEngine:
                 raise ProviderBlockedError("every image was removed by the safety filter", provider=job.provider or "")
             raise ProviderPermanentError("the provider returned no usable image", provider=job.provider or "")
         inference_ms = round(result.inference_seconds * 1000) if result.inference_seconds is not None else None
+        provider_ms = (
+            round((result.inference_seconds + (result.queue_seconds or 0.0)) * 1000)
+            if result.inference_seconds is not None
+            else None
+        )
         if await self._shielded(
             self.jobs.finish(
                 job.id,
@@ -428,6 +435,7 @@ class JobEngine:
                 now=self.clock.now(),
                 outputs=outputs,
                 inference_ms=inference_ms,
+                provider_ms=provider_ms,
             )
         ):
             self._log(await self._reload(job.id), JobState.SUCCEEDED)

@@ -37,11 +37,18 @@ class PollPlanner:
             return statistics.median(history)
         return self.defaults[spec.model]
 
-    def next_delay(self, *, elapsed: float, expected: float, polls: int) -> float:
-        """Seconds to wait before the next status request."""
+    def next_delay(self, *, elapsed: float, expected: float, polls: int, learned: bool = True) -> float:
+        """Seconds to wait before the next status request.
+
+        With a learned expectation the first poll goes just before it. Without history (a published
+        average that may not fit this deployment) the wait is split into quarters, so a provider much
+        faster than advertised is noticed early.
+        """
         first = expected * self.first_poll_fraction
-        if polls == 0 and elapsed < first:
-            return first - elapsed
-        # Past the expectation, ask often at first and back off for jobs that run long.
-        interval = max(self.min_interval, expected * 0.05) * (1.5 ** max(0, polls - 1))
+        if elapsed < first and (polls == 0 or not learned):
+            step = first - elapsed if learned else max(self.min_interval, expected / 4)
+            return min(first - elapsed, step)
+        # Past the expectation, ask often at first and back off the longer a job runs over.
+        overdue = max(0.0, elapsed - first)
+        interval = max(self.min_interval, expected * 0.05) + overdue * 0.25
         return min(self.max_interval, interval)
