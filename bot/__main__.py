@@ -1,4 +1,4 @@
-"""`python -m bot`: run (default) | check | vary | imagine | emulate."""
+"""`python -m bot`: run (default) | check | sync | vary | imagine | emulate."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", parents=[common], help="run the Discord bot (default)")
     sub.add_parser("check", parents=[common], help="validate the configuration and say what is missing")
+    sub.add_parser("sync", parents=[common], help="register the slash commands with Discord now")
     vary = sub.add_parser("vary", parents=[common], help="vary an image with FLUX.1 Redux, without Discord")
     vary.add_argument("image", type=Path)
     _generation_options(vary, vary=True)
@@ -179,6 +180,19 @@ async def emulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def sync(settings: Settings) -> int:
+    from bot.app import open_bot
+
+    if not settings.discord_token:
+        raise CliError("FLUXCORD_DISCORD_TOKEN (or DISCORD_TOKEN) is not set.", EXIT_FAILED)
+    async with open_bot(settings) as bot:
+        bot.start_engine = bot.sync_on_start = False
+        await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook: loads the commands
+        await bot.sync_commands(force=True)
+    print("Commands synced.")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -195,7 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("vary", "imagine"):
             return asyncio.run(run_one(settings, args))
         if command == "run":
-            raise CliError("The Discord front end is not part of this build yet; use `vary` or `imagine`.")
+            problems = settings.missing(need_discord=True)
+            if problems:
+                raise CliError(" ".join(problems), EXIT_FAILED)
+            from bot.app import run_bot
+
+            asyncio.run(run_bot(settings))
+            return EXIT_OK
+        if command == "sync":
+            return asyncio.run(sync(settings))
     except UserError as exc:
         print(exc.message, file=sys.stderr)
         return EXIT_USAGE

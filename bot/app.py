@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.jobs.engine import EngineConfig, JobEngine, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
+from bot.jobs.service import GenerationService
 from bot.providers.segmind import SegmindProvider
 from bot.settings import Settings
 from storage.db import Database
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
+from storage.meta import MetaRepo
+
+if TYPE_CHECKING:
+    from bot.client import FluxcordBot
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +36,9 @@ class Services:
     http: aiohttp.ClientSession
     ledger: LedgerRepo
     jobs: JobRepo
+    meta: MetaRepo
     engine: JobEngine
+    generation: GenerationService
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -64,8 +75,13 @@ def build_providers(settings: Settings, http: aiohttp.ClientSession) -> list[Pro
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIterator[Services]:
-    """Open the database and HTTP session, build providers and the engine; close all on exit."""
+async def open_services(
+    settings: Settings, *, notifier: JobNotifier | Callable[[JobRepo], JobNotifier]
+) -> AsyncIterator[Services]:
+    """Open the database and HTTP session, build providers and the engine; close all on exit.
+
+    `notifier` may be a factory taking the job repository (the Discord notifier stores message ids).
+    """
     db = await Database.open(settings.database)
     try:
         async with aiohttp.ClientSession() as http:
@@ -74,13 +90,71 @@ async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIt
             engine = JobEngine(
                 jobs=jobs,
                 providers=build_providers(settings, http),
-                notifier=notifier,
+                notifier=notifier(jobs) if callable(notifier) else notifier,
                 prices=settings.prices,
                 config=engine_config(settings),
             )
+            generation = GenerationService(
+                engine=engine,
+                jobs=jobs,
+                ledger=ledger,
+                max_input_bytes=settings.max_input_bytes,
+                max_input_pixels=int(settings.max_input_megapixels * 1_000_000),
+            )
             try:
-                yield Services(settings=settings, db=db, http=http, ledger=ledger, jobs=jobs, engine=engine)
+                yield Services(
+                    settings=settings,
+                    db=db,
+                    http=http,
+                    ledger=ledger,
+                    jobs=jobs,
+                    meta=MetaRepo(db),
+                    engine=engine,
+                    generation=generation,
+                )
             finally:
                 await engine.stop()
     finally:
         await db.close()
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Send REST and gateway traffic to another Discord (a proxy or an emulator); must run before login."""
+    import discord.gateway
+    import discord.http
+    import yarl
+
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+@asynccontextmanager
+async def open_bot(settings: Settings, **bot_options: Any) -> AsyncIterator[FluxcordBot]:
+    """Services plus the Discord client wired to them; the caller logs in or starts it."""
+    from bot.client import FluxcordBot
+    from bot.ui.notifier import DiscordNotifier
+
+    point_discord_at(settings)
+    notifiers: list[DiscordNotifier] = []
+
+    def make_notifier(jobs: JobRepo) -> DiscordNotifier:
+        notifiers.append(DiscordNotifier(jobs, edit_interval=settings.status_edit_interval))
+        return notifiers[0]
+
+    async with open_services(settings, notifier=make_notifier) as services:
+        bot = FluxcordBot(services, notifiers[0], **bot_options)
+        async with bot:
+            yield bot
+
+
+async def run_bot(settings: Settings) -> None:
+    """Run until the process is told to stop; SIGTERM (docker stop) closes cleanly."""
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    async with open_bot(settings) as bot:
+        loop = asyncio.get_running_loop()
+        for signame in ("SIGTERM", "SIGINT"):
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                loop.add_signal_handler(getattr(signal, signame), lambda: asyncio.ensure_future(bot.close()))
+        await bot.start(token)

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
 
     # Discord
     discord_token: SecretStr | None = Field(default=None, validation_alias=_env("DISCORD_TOKEN", "DISCORD_TOKEN"))
+    discord_api_base: str | None = Field(
+        default=None, description="Another Discord REST base, e.g. http://127.0.0.1:8080/api/v10 (a proxy or emulator)."
+    )
+    discord_gateway_url: str | None = Field(
+        default=None, description="Another gateway, e.g. ws://127.0.0.1:8080/gateway."
+    )
+    dev_guild_id: int | None = Field(default=None, description="Register commands in this server only (instant).")
+    status_edit_interval: float = Field(default=2.0, ge=0, description="Seconds between edits of a status message.")
 
     # Storage
     database: Path = Path("data/fluxcord.db")

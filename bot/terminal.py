@@ -9,28 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bot.core.jobs import Job, JobState, StoredOutput
+from bot.core.jobs import Job, StoredOutput
 from bot.jobs.notifier import Progress
-
-
-def progress_bar(fraction: float, width: int = 12) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "█" * filled + "░" * (width - filled)
-
-
-def describe(progress: Progress, provider_label: str | None = None) -> str:
-    """`Queued (#3, ETA ~12 s)` or `Running on Segmind · 6 s ████░░░░`."""
-    if progress.state is JobState.QUEUED:
-        parts = [f"#{progress.position}"] if progress.position else []
-        if progress.eta_seconds is not None:
-            parts.append(f"ETA ~{progress.eta_seconds:.0f} s")
-        return "Queued" + (f" ({', '.join(parts)})" if parts else "")
-    name = provider_label or (progress.provider or "the provider").capitalize()
-    elapsed = progress.elapsed_seconds or 0.0
-    line = f"Running on {name} · {elapsed:.0f} s"
-    if progress.fraction is not None:
-        line += f" {progress_bar(progress.fraction)}"
-    return line
 
 
 @dataclass
@@ -58,7 +38,7 @@ class TerminalNotifier:
         self.stream.flush()
 
     async def progress(self, job: Job, progress: Progress) -> None:
-        self._line(describe(progress))
+        self._line(progress.line())
 
     async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
         paths = await asyncio.to_thread(self._write, job, outputs)

@@ -211,6 +211,21 @@ class JobRepo:
             await self.ledger.settle(conn, job_id=job_id, capture=capture, now=now)
             return True
 
+    async def set_message(self, job_id: str, message_id: int | None, *, now: datetime) -> None:
+        """Remember the channel message that shows the job (None once it was deleted)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?", (message_id, now.isoformat(), job_id)
+            )
+
+    async def active_for_member(self, guild_id: int, user_id: int) -> list[Job]:
+        rows = await self.db.fetchall(
+            """SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN ('queued', 'submitted', 'running')
+               ORDER BY created_at DESC""",
+            (guild_id, user_id),
+        )
+        return [_job(row) for row in rows]
+
     async def mark_delivered(self, job_id: str, *, now: datetime) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("UPDATE jobs SET delivered = 1, updated_at = ? WHERE id = ?", (now.isoformat(), job_id))

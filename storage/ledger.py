@@ -250,6 +250,15 @@ class LedgerRepo:
         )
         return [LedgerEntry(**dict(row)) for row in rows]
 
+    async def spent_since(self, guild_id: int, user_id: int, since: datetime) -> int:
+        """Credits captured (actually charged) since `since`."""
+        row = await self.db.fetchone(
+            """SELECT COALESCE(SUM(amount), 0) FROM ledger
+               WHERE guild_id = ? AND user_id = ? AND kind = 'capture' AND created_at >= ?""",
+            (guild_id, user_id, since.isoformat()),
+        )
+        return int(row[0]) if row else 0
+
     async def mismatches(self) -> list[tuple[int, int]]:
         """Accounts whose pots differ from the sum of their ledger rows (always empty, or it is a bug)."""
         rows = await self.db.fetchall(

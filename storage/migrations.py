@@ -95,6 +95,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, idx)
         )""",
     ),
+    (
+        # Small facts the process keeps between runs, e.g. the hash of the last synced command set.
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    ),
 )
 
 

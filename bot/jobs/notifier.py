@@ -26,6 +26,24 @@ class Progress:
             return None
         return min(0.95, self.elapsed_seconds / self.expected_seconds)
 
+    def line(self) -> str:
+        """`Queued (#3, ETA ~12 s)` or `Running on Segmind · 6 s ████░░░░░░░░`."""
+        if self.state is JobState.QUEUED:
+            parts = [f"#{self.position}"] if self.position else []
+            if self.eta_seconds is not None:
+                parts.append(f"ETA ~{self.eta_seconds:.0f} s")
+            return "Queued" + (f" ({', '.join(parts)})" if parts else "")
+        name = (self.provider or "the provider").capitalize()
+        text = f"Running on {name} · {self.elapsed_seconds or 0.0:.0f} s"
+        if self.fraction is not None:
+            text += f" {progress_bar(self.fraction)}"
+        return text
+
+
+def progress_bar(fraction: float, width: int = 12) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
 
 class JobNotifier(Protocol):
     """Receives every visible change of a job. `done` and `failed` must raise if delivery did not happen."""
