@@ -15,6 +15,7 @@ import aiohttp
 from bot.jobs.engine import EngineConfig, JobEngine, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
+from bot.jobs.timing import PollPlanner
 from bot.jobs.service import GenerationService
 from bot.providers.segmind import SegmindProvider
 from bot.settings import Settings
@@ -93,6 +94,9 @@ async def open_services(
                 notifier=notifier(jobs) if callable(notifier) else notifier,
                 prices=settings.prices,
                 config=engine_config(settings),
+                planner=PollPlanner(
+                    settings.poll_min_interval, settings.poll_max_interval, defaults=dict(settings.expected_seconds)
+                ),
             )
             generation = GenerationService(
                 engine=engine,

@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.pricing import PriceList
+from bot.core.requests import ModelId
+from bot.jobs.timing import DEFAULT_EXPECTED_SECONDS
 
 
 def _env(name: str, *conventional: str) -> AliasChoices:
@@ -60,6 +62,10 @@ class Settings(BaseSettings):
     job_deadline: float = Field(default=900.0, gt=0, description="Seconds before a job is expired.")
     poll_min_interval: float = Field(default=0.25, gt=0)
     poll_max_interval: float = Field(default=3.0, gt=0)
+    expected_seconds: dict[ModelId, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EXPECTED_SECONDS),
+        description="How long each model takes until this deployment has its own history.",
+    )
 
     # Inputs
     max_input_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -77,6 +83,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("expected_seconds", mode="after")
+    @classmethod
+    def _complete_expected(cls, value: dict[ModelId, float]) -> dict[ModelId, float]:
+        return {**DEFAULT_EXPECTED_SECONDS, **value}
 
     @property
     def prices(self) -> PriceList:

@@ -1,0 +1,398 @@
+"""A local fake Discord (REST, gateway, CDN) that the real discord.py client connects to, driven by tests.
+
+Point discord.py at it before the client logs in::
+
+    discord.http.Route.BASE = emulator.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(emulator.gateway_url)
+
+Then act as guild members (`slash`, `click`, `autocomplete`, `context_menu`, `post_message`) and observe what the
+bot did (`messages`, `requests`, `commands`, the returned `Interaction` handles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from bot.emulators.discord_interactions import DiscordWebhooks
+from bot.emulators.discord_messages import (
+    Interaction,
+    RecordedRequest,
+    StoredMessage,
+    custom_ids,
+    find_button,
+    iter_components,
+)
+from bot.emulators.discord_models import ADMINISTRATOR, Json, Member, StoredAttachment
+from bot.emulators.discord_state import SyncedCommands
+
+__all__ = [
+    "DiscordEmulator",
+    "Interaction",
+    "Member",
+    "RecordedRequest",
+    "StoredAttachment",
+    "StoredMessage",
+    "SyncedCommands",
+    "custom_ids",
+    "find_button",
+]
+
+SUB_COMMAND: Final = 1
+SUB_COMMAND_GROUP: Final = 2
+STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = range(3, 12)
+SELECT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
+
+Upload = tuple[str, bytes, str]
+
+
+class DiscordEmulator(DiscordWebhooks):
+    """One guild ("general" and the age-restricted "art-18"), a bot application, and members to act as."""
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set while a client is IDENTIFYed (READY and GUILD_CREATE sent)."""
+        return self.gateway.ready
+
+    # -- observing -------------------------------------------------------------------------------
+
+    def channel_messages(
+        self, channel_id: int | None = None, *, include_ephemeral: bool = False
+    ) -> list[StoredMessage]:
+        """The channel's messages that were not deleted, oldest first; `channel_id` defaults to "general"."""
+        wanted = self.channel_id if channel_id is None else channel_id
+        return [
+            message
+            for message in self.messages.values()
+            if message.channel_id == wanted and not message.deleted and (include_ephemeral or not message.ephemeral)
+        ]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109 - public test API
+    ) -> None:
+        """Return once `predicate()` holds; TimeoutError with the recent traffic otherwise."""
+        await self.signal.wait_until(predicate, timeout, lambda: self._describe(f"condition not met in {timeout}s"))
+
+    async def wait_for_message(
+        self,
+        predicate: Callable[[StoredMessage], bool],
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109 - public test API
+    ) -> StoredMessage:
+        """The first stored message (any channel, any state) satisfying `predicate`."""
+        found: list[StoredMessage] = []
+
+        def check() -> bool:
+            found[:] = [message for message in self.messages.values() if predicate(message)][:1]
+            return bool(found)
+
+        await self.signal.wait_until(check, timeout, lambda: self._describe(f"no matching message in {timeout}s"))
+        return found[0]
+
+    def _describe(self, headline: str) -> str:
+        recent = "\n  ".join(str(request) for request in self.requests[-12:]) or "(none)"
+        messages = "\n  ".join(repr(message) for message in list(self.messages.values())[-6:]) or "(none)"
+        errors = f"\nemulator errors:\n{self.errors[-1]}" if self.errors else ""
+        return f"{headline}\nrecent requests:\n  {recent}\nrecent messages:\n  {messages}{errors}"
+
+    # -- test controls ---------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulated clock: snowflakes, timestamps and interaction-token expiry follow it."""
+        self.clock.advance(seconds)
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message as a moderator would; later calls on it answer 404 Unknown Message."""
+        self.remove_message(self.live_message(message_id))
+
+    def reconnect(self) -> None:
+        """Ask the connected client to reconnect and RESUME (gateway op 7)."""
+        self.gateway.request_reconnect()
+
+    def post_message(
+        self,
+        *,
+        author: Member,
+        content: str = "",
+        channel_id: int | None = None,
+        attachments: list[Upload] | None = None,
+    ) -> StoredMessage:
+        """A member's message in a channel ("general" by default), dispatched as MESSAGE_CREATE."""
+        channel = self.channel(self.channel_id if channel_id is None else channel_id)
+        if author.id not in self.guild.members:
+            raise KeyError(f"{author.name} is not a member of the guild; use add_member()")
+        files = [self.store_attachment(channel.id, name, data, kind) for name, data, kind in attachments or []]
+        return self.create_message(channel_id=channel.id, author=author, body={"content": content}, files=files)
+
+    # -- acting as a member ----------------------------------------------------------------------
+
+    async def slash(
+        self,
+        name: str,
+        *,
+        user: Member,
+        channel_id: int | None = None,
+        options: Mapping[str, object] | None = None,
+        attachments: Mapping[str, Upload] | None = None,
+        subcommand: str | None = None,
+        group: str | None = None,
+    ) -> Interaction:
+        """Invoke a synced slash command; `attachments` maps option names to (filename, bytes, content type)."""
+        command, guild_id = self.find_command(name, 1)
+        target = self.channel(self.channel_id if channel_id is None else channel_id).id
+        self._check_visible(command, user, target)
+        options_payload, resolved = self._options(
+            command, dict(options or {}), dict(attachments or {}), target, subcommand, group, focused=None
+        )
+        data = self._command_data(command, guild_id, options_payload, resolved)
+        interaction = self.new_interaction(2, user=user, channel_id=target, data=data)
+        await asyncio.sleep(0)
+        return interaction
+
+    async def autocomplete(
+        self,
+        name: str,
+        *,
+        user: Member,
+        option: str,
+        value: str,
+        options: Mapping[str, object] | None = None,
+        subcommand: str | None = None,
+        group: str | None = None,
+        channel_id: int | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - public test API
+    ) -> list[Json]:
+        """Type `value` into `option` and return the choices the bot answered with."""
+        command, guild_id = self.find_command(name, 1)
+        target = self.channel(self.channel_id if channel_id is None else channel_id).id
+        self._check_visible(command, user, target)
+        values = dict(options or {}) | {option: value}
+        options_payload, resolved = self._options(command, values, {}, target, subcommand, group, focused=option)
+        data = self._command_data(command, guild_id, options_payload, resolved)
+        interaction = self.new_interaction(4, user=user, channel_id=target, data=data)
+        await self.signal.wait_until(
+            lambda: interaction.choices is not None,
+            timeout,
+            lambda: f"no autocomplete answer within {timeout}s: {interaction.describe()}",
+        )
+        return list(interaction.choices or [])
+
+    async def context_menu(self, name: str, *, user: Member, message: StoredMessage) -> Interaction:
+        """Run a message command ("Apps" menu) on `message`."""
+        command, guild_id = self.find_command(name, 3)
+        target = self.live_message(message.id)
+        self._check_visible(command, user, target.channel_id)
+        data: Json = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): target.to_payload()}},
+        }
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        interaction = self.new_interaction(2, user=user, channel_id=target.channel_id, data=data)
+        await asyncio.sleep(0)
+        return interaction
+
+    async def click(
+        self, message: StoredMessage, custom_id: str, *, user: Member, values: list[str] | None = None
+    ) -> Interaction:
+        """Click a button (or pick `values` in a select) on the message as it is stored now."""
+        current = self.live_message(message.id)
+        component = next((c for c in iter_components(current.components) if c.get("custom_id") == custom_id), None)
+        if component is None:
+            raise LookupError(f"no component {custom_id!r} on message {current.id}; it has {custom_ids(current)}")
+        if component.get("disabled"):
+            raise PermissionError(f"component {custom_id!r} on message {current.id} is disabled")
+        data: Json = {"custom_id": custom_id, "component_type": component.get("type", 2)}
+        if data["component_type"] in SELECT_TYPES:
+            data["values"] = list(values or [])
+        interaction = self.new_interaction(3, user=user, channel_id=current.channel_id, data=data, message=current)
+        await asyncio.sleep(0)
+        return interaction
+
+    async def submit_modal(
+        self, opened_by: Interaction, values: Mapping[str, str | list[str]], *, user: Member | None = None
+    ) -> Interaction:
+        """Fill in and submit the modal the bot opened in answer to `opened_by` (text inputs by custom id)."""
+        modal = opened_by.modal
+        if modal is None:
+            raise LookupError(f"the bot opened no modal for {opened_by.describe()}")
+
+        def answer(component: Json) -> Json:
+            if component.get("type") == 1:
+                return {"type": 1, "components": [answer(child) for child in component.get("components", [])]}
+            if component.get("type") == 18:
+                return {"type": 18, "component": answer(component["component"])}
+            entry: Json = {"type": component.get("type"), "custom_id": component.get("custom_id")}
+            value = values.get(str(component.get("custom_id")), "")
+            entry |= {"values": value} if isinstance(value, list) else {"value": value}
+            return entry
+
+        data = {"custom_id": modal["custom_id"], "components": [answer(c) for c in modal.get("components", [])]}
+        interaction = self.new_interaction(
+            5, user=user or opened_by.user, channel_id=opened_by.channel_id, data=data, message=opened_by.message
+        )
+        await asyncio.sleep(0)
+        return interaction
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def find_command(self, name: str, kind: int = 1) -> tuple[Json, int | None]:
+        """The synced definition (guild commands first, then global) and its guild id, or LookupError."""
+        scopes: list[tuple[list[Json], int | None]] = [
+            (self.commands["guilds"].get(self.guild_id, []), self.guild_id),
+            (self.commands["global"], None),
+        ]
+        for commands, guild_id in scopes:
+            for command in commands:
+                if command["name"] == name and command.get("type", 1) == kind:
+                    return command, guild_id
+        synced = sorted({c["name"] for commands, _ in scopes for c in commands if c.get("type", 1) == kind})
+        raise LookupError(
+            f"command {name!r} (type {kind}) was not synced (PUT …/commands calls: {self.commands['sync_count']}); "
+            f"synced: {synced}"
+        )
+
+    def _check_visible(self, command: Json, user: Member, channel_id: int) -> None:
+        """Discord hides commands the member lacks permissions for, and age-restricted ones outside NSFW channels."""
+        required = command.get("default_member_permissions")
+        granted = self.guild.permissions_of(user)
+        if required is not None and not granted & ADMINISTRATOR and granted & int(required) != int(required):
+            raise PermissionError(f"{user.name} cannot see /{command['name']} (needs permissions {required})")
+        if command.get("nsfw") and not self.channel(channel_id).nsfw:
+            raise PermissionError(f"/{command['name']} is age-restricted and cannot run outside an NSFW channel")
+
+    @staticmethod
+    def _command_data(command: Json, guild_id: int | None, options: list[Json], resolved: Json) -> Json:
+        data: Json = {"id": command["id"], "name": command["name"], "type": 1, "options": options}
+        if resolved:
+            data["resolved"] = resolved
+        if guild_id is not None:
+            # Without it discord.py looks only among global commands.
+            data["guild_id"] = str(guild_id)
+        return data
+
+    def _options(
+        self,
+        command: Json,
+        values: dict[str, object],
+        uploads: dict[str, Upload],
+        channel_id: int,
+        subcommand: str | None,
+        group: str | None,
+        *,
+        focused: str | None,
+    ) -> tuple[list[Json], Json]:
+        """The `data.options` tree and `data.resolved` for the given values, typed by the synced definition."""
+        definitions: list[Json] = command.get("options") or []
+        path: list[tuple[int, str]] = []
+        for kind, wanted in ((SUB_COMMAND_GROUP, group), (SUB_COMMAND, subcommand)):
+            if wanted is None:
+                continue
+            parent = next((d for d in definitions if d.get("type") == kind and d["name"] == wanted), None)
+            if parent is None:
+                raise LookupError(f"/{command['name']} has no {'group' if kind == 2 else 'subcommand'} {wanted!r}")
+            path.append((kind, wanted))
+            definitions = parent.get("options") or []
+        if any(d.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) for d in definitions):
+            names = [d["name"] for d in definitions]
+            raise LookupError(f"/{command['name']} needs subcommand= (and maybe group=); choices: {names}")
+        by_name = {d["name"]: d for d in definitions}
+        for name in [*values, *uploads]:
+            if name not in by_name:
+                raise LookupError(f"/{command['name']} has no option {name!r}; options: {list(by_name)}")
+        resolved: dict[str, dict[str, Json]] = {}
+        leaf: list[Json] = []
+        for definition in definitions:
+            name = definition["name"]
+            if name in uploads:
+                leaf.append(self._attachment_option(definition, uploads[name], channel_id, resolved))
+            elif name in values:
+                leaf.append(self._option(definition, values[name], resolved, focused=name == focused))
+            elif definition.get("required") and focused is None:
+                raise ValueError(f"/{command['name']}: required option {name!r} is missing")
+        for kind, wanted in reversed(path):
+            leaf = [{"type": kind, "name": wanted, "options": leaf}]
+        return leaf, {key: value for key, value in resolved.items() if value}
+
+    def _attachment_option(
+        self, definition: Json, upload: Upload, channel_id: int, resolved: dict[str, dict[str, Json]]
+    ) -> Json:
+        if definition.get("type") != ATTACHMENT:
+            raise TypeError(f"option {definition['name']!r} is not an attachment option")
+        filename, data, content_type = upload
+        stored = self.store_attachment(channel_id, filename, data, content_type, ephemeral=True)
+        # The value is the same string snowflake as the resolved key, or discord.py hands over a bare Object.
+        resolved.setdefault("attachments", {})[str(stored.id)] = stored.to_payload()
+        return {"name": definition["name"], "type": ATTACHMENT, "value": str(stored.id)}
+
+    def _option(self, definition: Json, value: object, resolved: dict[str, dict[str, Json]], *, focused: bool) -> Json:
+        name, kind = definition["name"], definition.get("type")
+        option: Json = {"name": name, "type": kind}
+        if focused:
+            return option | {"value": str(value), "focused": True}
+        if kind == STRING:
+            if not isinstance(value, str):
+                raise TypeError(f"option {name!r} takes a str, not {value!r}")
+            if not definition.get("min_length", 0) <= len(value) <= definition.get("max_length", 6000):
+                raise ValueError(f"option {name!r}: length {len(value)} outside the allowed range")
+        elif kind in (INTEGER, NUMBER):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (kind == INTEGER and isinstance(value, float))
+            ):
+                raise TypeError(f"option {name!r} takes a {'int' if kind == INTEGER else 'number'}, not {value!r}")
+            low, high = definition.get("min_value"), definition.get("max_value")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"option {name!r}: {value} outside [{low}, {high}]")
+        elif kind == BOOLEAN:
+            if not isinstance(value, bool):
+                raise TypeError(f"option {name!r} takes a bool, not {value!r}")
+        elif kind in (USER, CHANNEL, ROLE, MENTIONABLE):
+            return option | {"value": self._resolve(name, kind, value, resolved)}
+        elif kind == ATTACHMENT:
+            raise TypeError(f"pass attachment option {name!r} through attachments=")
+        choices = definition.get("choices")
+        if choices and value not in [choice["value"] for choice in choices]:
+            raise ValueError(f"option {name!r}: {value!r} is not one of the choices {choices}")
+        return option | {"value": value}
+
+    def _resolve(self, name: str, kind: int, value: object, resolved: dict[str, dict[str, Json]]) -> str:
+        target = value.id if isinstance(value, Member) else value
+        if not isinstance(target, int):
+            raise TypeError(f"option {name!r} takes a Member or an id, not {value!r}")
+        key = str(target)
+        member = self.guild.members.get(target)
+        if member is not None and kind in (USER, MENTIONABLE):
+            resolved.setdefault("users", {})[key] = member.user_payload()
+            resolved.setdefault("members", {})[key] = self.guild.member_payload(
+                member, with_user=False, with_permissions=True
+            )
+        elif target in self.guild.roles and kind in (ROLE, MENTIONABLE):
+            resolved.setdefault("roles", {})[key] = self.guild.roles[target].to_payload()
+        elif target in self.guild.channels and kind == CHANNEL:
+            channel = self.guild.channels[target]
+            resolved.setdefault("channels", {})[key] = {
+                "id": key,
+                "name": channel.name,
+                "type": 0,
+                "nsfw": channel.nsfw,
+                "parent_id": None,
+                "permissions": str(self.guild.permissions_of(self.bot)),
+            }
+        else:
+            raise LookupError(f"option {name!r}: nothing with id {target} of the right kind in the guild")
+        return key
+
+    def describe(self) -> str:
+        """A short summary of the traffic so far, for failure messages."""
+        return self._describe(f"Discord emulator at {self._root}")
+
+    def __repr__(self) -> str:
+        return f"<DiscordEmulator root={self._root} messages={len(self.messages)} requests={len(self.requests)}>"
