@@ -78,4 +78,5 @@ class FluxcordBot(commands.Bot):
 
     async def close(self) -> None:
         await self.services.engine.stop()
+        await self.notifier.close()
         await super().close()

@@ -96,6 +96,22 @@ class DiscordNotifier:
             self._editors[job.id] = asyncio.create_task(self._edit_loop(job.id), name=f"fluxcord-status-{job.id}")
 
     async def _edit_loop(self, job_id: str) -> None:
+        try:
+            await self._edit_pending(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a status line must never take anything down with it
+            log.warning("job=%s status update failed", job_id, exc_info=True)
+
+    async def close(self) -> None:
+        """Stop the pending status edits (the client is going away)."""
+        editors = list(self._editors.values())
+        for editor in editors:
+            editor.cancel()
+        await asyncio.gather(*editors, return_exceptions=True)
+        self._editors.clear()
+
+    async def _edit_pending(self, job_id: str) -> None:
         while job_id in self._pending:
             wait = self._last_edit.get(job_id, float("-inf")) + self.edit_interval - time.monotonic()
             if wait > 0:
