@@ -15,8 +15,8 @@ import aiohttp
 from bot.jobs.engine import EngineConfig, JobEngine, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
-from bot.jobs.timing import PollPlanner
 from bot.jobs.service import GenerationService
+from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
 from bot.settings import Settings
 from storage.db import Database

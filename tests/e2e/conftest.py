@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-
 import discord
 import discord.gateway
 import discord.http
@@ -134,7 +133,7 @@ def result_of(discord_emu: DiscordEmulator, job_id: str) -> Callable[[], StoredM
     return find
 
 
-async def wait_result(discord_emu: DiscordEmulator, job_id: str, timeout: float = 15.0) -> StoredMessage:
+async def wait_result(discord_emu: DiscordEmulator, job_id: str, timeout: float = 15.0) -> StoredMessage:  # noqa: ASYNC109
     find = result_of(discord_emu, job_id)
     await discord_emu.wait_for(lambda: find() is not None, timeout=timeout)
     message = find()
