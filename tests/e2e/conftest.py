@@ -16,6 +16,7 @@ from PIL import Image
 
 from bot.app import open_bot
 from bot.client import FluxcordBot
+from bot.core.jobs import Job
 from bot.core.requests import ModelId
 from bot.emulators.common import EmulatorConfig
 from bot.emulators.discord import DiscordEmulator
@@ -139,6 +140,16 @@ async def wait_result(discord_emu: DiscordEmulator, job_id: str, timeout: float 
     message = find()
     assert message is not None
     return message
+
+
+async def delivered(bot: FluxcordBot, job_id: str) -> Job:
+    """The job once its result is marked delivered (that commit lands just after the message is posted)."""
+    for _ in range(200):
+        job = await bot.services.jobs.get(job_id)
+        if job is not None and job.delivered:
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} was never marked delivered")
 
 
 def job_id_from(text: str) -> str:
