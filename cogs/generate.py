@@ -51,6 +51,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         await reply_error(interaction, error)
 
     async def _queued(self, interaction: discord.Interaction[Any], job: Job) -> None:
+        self.bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         await self.bot.notifier.announce(job)
         await reply(
             interaction, f"Queued job `{job.id}` for {job.cost} credits; the result will appear in this channel."

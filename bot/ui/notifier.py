@@ -39,6 +39,7 @@ class DiscordNotifier:
         self._editors: dict[str, asyncio.Task[None]] = {}
         self._last_edit: dict[str, float] = {}
         self._last_content: dict[str, str] = {}
+        self._upload_limits: dict[int, int] = {}
 
     def attach(self, client: discord.Client) -> None:
         self.client = client
@@ -152,7 +153,14 @@ class DiscordNotifier:
 
     # ------------------------------------------------------------------ results
 
+    def learn_upload_limit(self, guild_id: int | None, limit: int) -> None:
+        """Interactions carry the server's real upload limit (boosts raise it); remember the latest."""
+        if guild_id is not None and limit > 0:
+            self._upload_limits[guild_id] = limit
+
     async def _upload_limit(self, job: Job) -> int:
+        if job.guild_id in self._upload_limits:
+            return self._upload_limits[job.guild_id]
         guild = self.client.get_guild(job.guild_id) if self.client else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 

@@ -106,6 +106,7 @@ async def handle_action(
     else:
         assert n is not None
         job = await service.variation(who, job_id, n)
+    bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
     await bot.notifier.announce(job)
     verb = "Re-rolling" if action == "reroll" else f"Varying image {n}"
     await reply(interaction, f"{verb} as job `{job.id}` for {job.cost} credits.")

@@ -91,3 +91,19 @@ async def test_the_message_menu_on_a_message_without_an_image_is_refused(
     ack = await discord_emu.context_menu("Vary with FLUX", user=carol, message=posted)
     reply = await ack.wait_content("has no image")
     assert reply.ephemeral
+
+
+async def test_images_over_the_upload_limit_are_reencoded_smaller(
+    discord_emu: DiscordEmulator, start_bot: Start
+) -> None:
+    discord_emu.upload_limit = 400_000
+    await start_bot()
+    dana = discord_emu.add_member("dana")
+    ack = await discord_emu.slash(
+        "imagine", user=dana, options={"prompt": "a very detailed city", "count": 4, "format": "png"}
+    )
+    job_id = job_id_from((await ack.wait_content("Queued job")).content)
+    result = await wait_result(discord_emu, job_id)
+    assert len(result.attachments) == 4
+    assert sum(len(attachment.data) for attachment in result.attachments) <= 400_000
+    assert all(size[0] > 0 for _, size in decoded(result))
