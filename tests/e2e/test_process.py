@@ -71,3 +71,33 @@ async def test_a_second_start_with_the_same_commands_does_not_sync_again(
     await first.close()
     await start_bot()
     assert discord_emu.commands["sync_count"] == 1
+
+
+async def test_python_m_bot_sync_registers_the_commands(
+    tmp_path: Path, discord_emu: DiscordEmulator, segmind: SegmindEmulator
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLUXCORD_")}
+    env.update(
+        FLUXCORD_DISCORD_TOKEN=discord_emu.token,
+        FLUXCORD_SEGMIND_API_KEY="SG_test",
+        FLUXCORD_DISCORD_API_BASE=discord_emu.api_base,
+        FLUXCORD_SEGMIND_BASE_URL=segmind.base_url,
+        FLUXCORD_DATABASE=str(tmp_path / "bot.db"),
+    )
+    for expected in (1, 2):  # forced: a second run syncs again even though nothing changed
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "sync",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode()
+        assert "Commands synced." in output.decode()
+        assert discord_emu.commands["sync_count"] == expected
+    assert not discord_emu.ready.is_set()  # it never opened the gateway
+    assert segmind.requests == []
