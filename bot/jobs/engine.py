@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot.core.errors import (
@@ -21,7 +21,7 @@ from bot.core.errors import (
 from bot.core.images import NormalizedImage, OutputImageError, check_output_async
 from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, StoredOutput, SystemClock
 from bot.core.pricing import PriceList
-from bot.core.requests import GenerationSpec
+from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.scheduler import FairQueue
@@ -72,7 +72,6 @@ class ProviderSlot:
 
     provider: Provider
     gate: ProviderGate
-    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 class JobEngine:
@@ -105,6 +104,7 @@ class JobEngine:
         self._background: set[asyncio.Task[Any]] = set()
         self._bookkeeping: set[asyncio.Future[Any]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._expected: dict[ModelId, float] = {}  # latest learned duration per model, for queue ETAs
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -176,6 +176,7 @@ class JobEngine:
         if created:
             self._log(job, JobState.QUEUED)
             self.queue.push(job)
+            self._announce_queue(only=job.id)
             self._wake.set()
         return job
 
@@ -231,9 +232,12 @@ class JobEngine:
                 self._idle.set()
             await self._wake.wait()
 
-    def _announce_queue(self) -> None:
+    def _announce_queue(self, only: str | None = None) -> None:
+        """Tell queued jobs their place in line and a rough ETA (all of them, or just `only`)."""
         for position, job in enumerate(self.queue.order(), start=1):
-            expected = self.planner.defaults.get(job.spec.model, 10.0)
+            if only is not None and job.id != only:
+                continue
+            expected = self._expected.get(job.spec.model, self.planner.defaults.get(job.spec.model, 10.0))
             lanes = max(1, sum(slot.gate.concurrency for slot in self.slots))
             eta = expected * ((position - 1) // lanes + 1)
             self._spawn(self._progress(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta)))
@@ -362,6 +366,7 @@ class JobEngine:
         assert job.provider_job_id is not None and job.submitted_at is not None
         history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
         expected = self.planner.expected(job.spec, history)
+        self._expected[job.spec.model] = expected
         polls = 0
         while True:
             elapsed = (self.clock.now() - job.submitted_at).total_seconds()
