@@ -20,6 +20,7 @@ from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
 from bot.settings import Settings
 from storage.db import Database
+from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
 from storage.meta import MetaRepo
@@ -38,6 +39,7 @@ class Services:
     ledger: LedgerRepo
     jobs: JobRepo
     meta: MetaRepo
+    guilds: GuildRepo
     engine: JobEngine
     generation: GenerationService
 
@@ -52,6 +54,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         poll_min_interval=settings.poll_min_interval,
         poll_max_interval=settings.poll_max_interval,
         output_max_pixels=int(settings.max_input_megapixels * 1_000_000),
+        limits=settings.operator_policy.defaults,
     )
 
 
@@ -98,10 +101,13 @@ async def open_services(
                     settings.poll_min_interval, settings.poll_max_interval, defaults=dict(settings.expected_seconds)
                 ),
             )
+            guilds = GuildRepo(db)
             generation = GenerationService(
                 engine=engine,
                 jobs=jobs,
                 ledger=ledger,
+                guilds=guilds,
+                operator=settings.operator_policy,
                 max_input_bytes=settings.max_input_bytes,
                 max_input_pixels=int(settings.max_input_megapixels * 1_000_000),
             )
@@ -113,6 +119,7 @@ async def open_services(
                     ledger=ledger,
                     jobs=jobs,
                     meta=MetaRepo(db),
+                    guilds=guilds,
                     engine=engine,
                     generation=generation,
                 )

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.core.limits import Limits, OperatorPolicy
 from bot.core.pricing import PriceList
 from bot.core.requests import ModelId
 from bot.jobs.timing import DEFAULT_EXPECTED_SECONDS
@@ -76,6 +77,16 @@ class Settings(BaseSettings):
     price_redux_dev: int = Field(default=8, ge=0)
     price_schnell: int = Field(default=2, ge=0)
     daily_allowance: int = Field(default=20, ge=0)
+    max_daily_allowance: int = Field(default=1000, ge=0)
+
+    # Limits: defaults, and the most a server admin may set
+    jobs_per_minute: int = Field(default=5, ge=1)
+    max_jobs_per_minute: int = Field(default=30, ge=1)
+    active_jobs: int = Field(default=2, ge=1)
+    max_active_jobs: int = Field(default=4, ge=1)
+    queued_jobs: int = Field(default=5, ge=0)
+    max_queued_jobs: int = Field(default=20, ge=0)
+    server_concurrency: int = Field(default=8, ge=1)
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -95,6 +106,17 @@ class Settings(BaseSettings):
             redux_schnell=self.price_redux_schnell,
             redux_dev=self.price_redux_dev,
             schnell=self.price_schnell,
+        )
+
+    @property
+    def operator_policy(self) -> OperatorPolicy:
+        return OperatorPolicy(
+            daily_allowance=self.daily_allowance,
+            max_daily_allowance=self.max_daily_allowance,
+            defaults=Limits(self.jobs_per_minute, self.active_jobs, self.queued_jobs, self.server_concurrency),
+            maxima=Limits(
+                self.max_jobs_per_minute, self.max_active_jobs, self.max_queued_jobs, self.server_concurrency
+            ),
         )
 
     def missing(self, *, need_discord: bool) -> list[str]:

@@ -30,7 +30,8 @@ class AccountCog(commands.Cog, name="Account"):
         target: discord.abc.User = member or interaction.user
         if target.id != interaction.user.id and not interaction.permissions.manage_guild:
             raise UserError("Viewing another member's credits needs the Manage Server permission.")
-        view = await self.bot.services.generation.credits(who.guild_id, target.id)
+        roles = frozenset(role.id for role in getattr(target, "roles", []))
+        view = await self.bot.services.generation.credits(who.guild_id, target.id, roles)
         await reply(interaction, embed=render.credits_embed(view, target.display_name))
 
     @app_commands.command(name="jobs", description="Your last 10 jobs")

@@ -105,8 +105,10 @@ class GenerateCog(commands.Cog, name="Generate"):
             safety=safety,
         )
         who = requester(interaction)
+        service = self.bot.services.generation
+        policy = await service.admit(who, options)  # cheap refusals before the download
         data = await self._download(interaction, image)
-        job = await self.bot.services.generation.vary(who, options, data)
+        job = await service.vary(who, options, data, policy)
         await self._queued(interaction, job)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt with FLUX.1 schnell")
@@ -151,8 +153,11 @@ class GenerateCog(commands.Cog, name="Generate"):
         if attachment is None:
             raise InvalidRequestError("That message has no image attached; pick a message with an image.")
         who = requester(interaction)
+        options = VaryOptions.parse()
+        service = self.bot.services.generation
+        policy = await service.admit(who, options)
         data = await self._download(interaction, attachment)
-        job = await self.bot.services.generation.vary(who, VaryOptions.parse(), data)
+        job = await service.vary(who, options, data, policy)
         await self._queued(interaction, job)
 
 

@@ -83,6 +83,11 @@ class Database:
             else:
                 await asyncio.shield(self._writer.execute("COMMIT"))
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Conn]:
+        """The read connection, for code written against a connection (sees only committed data)."""
+        yield self._reader
+
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         async with self._reader.execute(sql, params) as cursor:
             row: aiosqlite.Row | None = await cursor.fetchone()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import aiosqlite
 
 from bot.core.images import NormalizedImage
 from bot.core.jobs import Job, JobState, StoredOutput, new_job_id
+from bot.core.limits import WINDOW, Policy, Usage, check_usage
 from bot.core.requests import GenerationSpec
 from storage.db import Conn, Database, fetchone
 from storage.ledger import LedgerRepo
@@ -31,6 +32,7 @@ class NewJob:
     input_sha256: str | None = None
     parent_job_id: str | None = None
     parent_index: int | None = None
+    preferred_provider: str | None = None
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -65,6 +67,7 @@ def _job(row: aiosqlite.Row) -> Job:
         started_at=_dt(row["started_at"]),
         finished_at=_dt(row["finished_at"]),
         inference_ms=row["inference_ms"],
+        preferred_provider=row["preferred_provider"],
     )
 
 
@@ -75,8 +78,8 @@ class JobRepo:
         self.db = db
         self.ledger = ledger
 
-    async def create(self, new: NewJob, *, daily: int, now: datetime) -> tuple[Job, bool]:
-        """Hold the cost and insert the job in one transaction, keyed by `request_id`.
+    async def create(self, new: NewJob, *, policy: Policy, now: datetime) -> tuple[Job, bool]:
+        """Check the limits, hold the cost and insert the job — one transaction, keyed by `request_id`.
 
         Returns (job, created); a repeated request id returns the existing job and holds nothing.
         """
@@ -84,6 +87,7 @@ class JobRepo:
             existing = await fetchone(conn, "SELECT * FROM jobs WHERE request_id = ?", (new.request_id,))
             if existing is not None:
                 return _job(existing), False
+            check_usage(policy, await self._usage(conn, new.guild_id, new.user_id, now), cost=new.cost, now=now)
             job_id = new_job_id()
             await self.ledger.hold(
                 conn,
@@ -91,7 +95,7 @@ class JobRepo:
                 user_id=new.user_id,
                 amount=new.cost,
                 job_id=job_id,
-                daily=daily,
+                daily=policy.daily_allowance,
                 now=now,
             )
             sha = new.input_sha256
@@ -112,8 +116,9 @@ class JobRepo:
             stamp = now.isoformat()
             await conn.execute(
                 """INSERT INTO jobs (id, request_id, guild_id, user_id, channel_id, origin, parent_job_id,
-                                     parent_index, model, spec, input_sha256, state, cost, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)""",
+                                     parent_index, model, spec, input_sha256, state, cost, preferred_provider,
+                                     created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)""",
                 (
                     job_id,
                     new.request_id,
@@ -127,6 +132,7 @@ class JobRepo:
                     new.spec.model_dump_json(),
                     sha,
                     new.cost,
+                    new.preferred_provider,
                     stamp,
                     stamp,
                 ),
@@ -134,6 +140,37 @@ class JobRepo:
             row = await fetchone(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
             assert row is not None
             return _job(row), True
+
+    async def _usage(self, conn: Conn, guild_id: int, user_id: int, now: datetime) -> Usage:
+        recent = await conn.execute_fetchall(
+            """SELECT created_at FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at > ?
+               ORDER BY created_at""",
+            (guild_id, user_id, (now - WINDOW).isoformat()),
+        )
+        queued = await fetchone(
+            conn,
+            "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state = 'queued'",
+            (guild_id, user_id),
+        )
+        midnight = datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
+        spent = await fetchone(
+            conn,
+            """SELECT COALESCE(SUM(CASE WHEN state = 'succeeded' THEN charged
+                                        WHEN state IN ('queued', 'submitted', 'running') THEN cost
+                                        ELSE 0 END), 0)
+               FROM jobs WHERE guild_id = ? AND created_at >= ?""",
+            (guild_id, midnight.isoformat()),
+        )
+        return Usage(
+            recent=tuple(datetime.fromisoformat(row[0]) for row in recent),
+            queued=int(queued[0]) if queued else 0,
+            server_spent_today=int(spent[0]) if spent else 0,
+        )
+
+    async def usage(self, guild_id: int, user_id: int, now: datetime) -> Usage:
+        """The same counts the submit transaction checks, read without a transaction (a cheap pre-check)."""
+        async with self.db.reading() as conn:
+            return await self._usage(conn, guild_id, user_id, now)
 
     async def get(self, job_id: str) -> Job | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -99,6 +99,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Small facts the process keeps between runs, e.g. the hash of the last synced command set.
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)",
     ),
+    (
+        # Server administration: each column NULL means "the operator's default".
+        """CREATE TABLE guild_settings (
+            guild_id INTEGER PRIMARY KEY,
+            allowance INTEGER CHECK (allowance >= 0),
+            budget INTEGER CHECK (budget >= 0),
+            jobs_per_minute INTEGER CHECK (jobs_per_minute >= 1),
+            max_active INTEGER CHECK (max_active >= 1),
+            max_queued INTEGER CHECK (max_queued >= 0),
+            nsfw_allowed INTEGER NOT NULL DEFAULT 0,
+            provider TEXT,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE guild_channels (
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            PRIMARY KEY (guild_id, channel_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE role_bonuses (
+            guild_id INTEGER NOT NULL,
+            role_id INTEGER NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            PRIMARY KEY (guild_id, role_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE blocked_members (
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            actor_id INTEGER,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (guild_id, user_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX jobs_guild_day ON jobs (guild_id, created_at)",
+        "ALTER TABLE jobs ADD COLUMN preferred_provider TEXT",
+    ),
 )
 
 

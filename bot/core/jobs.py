@@ -77,6 +77,7 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     inference_ms: int | None
+    preferred_provider: str | None = None
 
     @property
     def per_image(self) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.core.errors import (
@@ -20,6 +21,7 @@ from bot.core.errors import (
 )
 from bot.core.images import NormalizedImage, OutputImageError, check_output_async
 from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, StoredOutput, SystemClock
+from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.gate import ProviderGate
@@ -47,6 +49,8 @@ class EngineConfig:
     poll_max_interval: float = 3.0
     delivery_attempts: int = 3
     output_max_pixels: int = 40_000_000
+    #: concurrency for servers that submitted nothing since the start (their recovered jobs)
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,9 @@ class JobEngine:
         self._bookkeeping: set[asyncio.Future[Any]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._expected: dict[ModelId, float] = {}  # latest learned duration per model, for queue ETAs
+        self._limits: dict[int, Limits] = {}  # per server, from the latest submit
+        self._active: Counter[tuple[int, int]] = Counter()  # jobs at a provider per (server, member)
+        self._active_servers: Counter[int] = Counter()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -151,11 +158,14 @@ class JobEngine:
 
     # ----------------------------------------------------------------- submit and cancel
 
-    async def submit(self, order: JobOrder) -> Job:
-        """Hold the price and queue the job; a repeated request id returns the first job and charges nothing."""
+    async def submit(self, order: JobOrder, policy: Policy | None = None) -> Job:
+        """Check limits, hold the price and queue the job; a repeated request id returns the first job."""
         if not any(order.spec.model in slot.provider.models for slot in self.slots):
             raise UserError(f"No configured provider serves {order.spec.model.label}.")
         cost = 0 if order.free else self.prices.price(order.spec)
+        # Without a policy (operator jobs from the command line) nothing is limited.
+        policy = policy or Policy(daily_allowance=self.config.daily_allowance, limits=UNLIMITED)
+        self._limits[order.guild_id] = policy.limits
         job, created = await self.jobs.create(
             NewJob(
                 request_id=order.request_id,
@@ -169,8 +179,9 @@ class JobEngine:
                 input_sha256=order.input_sha256,
                 parent_job_id=order.parent_job_id,
                 parent_index=order.parent_index,
+                preferred_provider=policy.provider,
             ),
-            daily=self.config.daily_allowance,
+            policy=policy,
             now=self.clock.now(),
         )
         if created:
@@ -211,16 +222,25 @@ class JobEngine:
         return next((slot for slot in self.slots if slot.provider.name == name), None)
 
     def _slot_for(self, job: Job) -> ProviderSlot | None:
-        return next(
-            (slot for slot in self.slots if job.spec.model in slot.provider.models and slot.gate.has_slot),
-            None,
-        )
+        """A provider with room for the job: the server's chosen one if it serves the model, else the first."""
+        serving = [slot for slot in self.slots if job.spec.model in slot.provider.models]
+        preferred = [slot for slot in serving if slot.provider.name == job.preferred_provider]
+        return next((slot for slot in preferred or serving if slot.gate.has_slot), None)
+
+    def _may_start(self, job: Job) -> bool:
+        """Within the member's and the server's concurrency, and a provider has room."""
+        limits = self._limits.get(job.guild_id, self.config.limits)
+        if self._active[(job.guild_id, job.user_id)] >= limits.max_active:
+            return False
+        if self._active_servers[job.guild_id] >= limits.server_concurrency:
+            return False
+        return self._slot_for(job) is not None
 
     async def _dispatch_loop(self) -> None:
         while True:
             self._wake.clear()
             dispatched = False
-            while (job := self.queue.pop(lambda j: self._slot_for(j) is not None)) is not None:
+            while (job := self.queue.pop(self._may_start)) is not None:
                 slot = self._slot_for(job)
                 assert slot is not None
                 slot.gate.take_slot()
@@ -245,9 +265,14 @@ class JobEngine:
     def _start(self, job: Job, slot: ProviderSlot) -> None:
         task = asyncio.create_task(self._run(job, slot), name=f"fluxcord-job-{job.id}")
         self._tasks[job.id] = task
+        member = (job.guild_id, job.user_id)
+        self._active[member] += 1
+        self._active_servers[job.guild_id] += 1
 
         def finished(_: asyncio.Task[None]) -> None:
             self._tasks.pop(job.id, None)
+            self._active[member] -= 1
+            self._active_servers[job.guild_id] -= 1
             slot.gate.free_slot()
             self._wake.set()
             self._idle.set()

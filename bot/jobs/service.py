@@ -9,9 +9,11 @@ from bot.core.credits import Balance
 from bot.core.errors import InvalidRequestError, JobNotFoundError, UserError
 from bot.core.images import NormalizedImage, normalize_input_async
 from bot.core.jobs import Job, StoredOutput
+from bot.core.limits import OperatorPolicy, Policy, check_admission, check_usage
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions, random_seed
 from bot.jobs.engine import JobEngine, JobOrder
+from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
 
@@ -26,6 +28,8 @@ class Requester:
     user_id: int
     channel_id: int | None
     request_id: str
+    role_ids: frozenset[int] = frozenset()
+    channel_nsfw: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +51,16 @@ class GenerationService:
         engine: JobEngine,
         jobs: JobRepo,
         ledger: LedgerRepo,
+        guilds: GuildRepo,
+        operator: OperatorPolicy,
         max_input_bytes: int,
         max_input_pixels: int,
     ) -> None:
         self.engine = engine
         self.jobs = jobs
         self.ledger = ledger
+        self.guilds = guilds
+        self.operator = operator
         self.max_input_bytes = max_input_bytes
         self.max_input_pixels = max_input_pixels
 
@@ -69,30 +77,41 @@ class GenerationService:
                 f"That image is {size / 1_048_576:.1f} MB; the limit is {limit / 1_048_576:.0f} MB."
             )
 
-    async def vary(self, who: Requester, options: VaryOptions, image: bytes) -> Job:
+    async def policy(self, who: Requester) -> Policy:
+        """The server's rules as they apply to this member now."""
+        settings = await self.guilds.settings(who.guild_id)
+        blocked = await self.guilds.is_blocked(who.guild_id, who.user_id)
+        return self.operator.resolve(settings, role_ids=who.role_ids, blocked=blocked)
+
+    async def admit(self, who: Requester, spec: GenerationSpec | VaryOptions | ImagineOptions) -> Policy:
+        """The cheap checks, before any download: blocked, channel, NSFW policy, rate and queue limits, budget."""
+        policy = await self.policy(who)
+        check_admission(policy, channel_id=who.channel_id, channel_nsfw=who.channel_nsfw, safety=spec.safety)
+        usage = await self.jobs.usage(who.guild_id, who.user_id, self.engine.clock.now())
+        check_usage(policy, usage, cost=0, now=self.engine.clock.now())
+        return policy
+
+    async def vary(self, who: Requester, options: VaryOptions, image: bytes, policy: Policy | None = None) -> Job:
         """Start a FLUX.1 Redux job on an uploaded image."""
+        policy = policy or await self.admit(who, options)
         normalized = await normalize_input_async(
             image, max_bytes=self.max_input_bytes, max_pixels=self.max_input_pixels
         )
         spec = options.resolve(normalized.source_size)
-        return await self.engine.submit(self._order(who, spec, input_image=normalized))
+        return await self.engine.submit(self._order(who, spec, input_image=normalized), policy)
 
     async def imagine(self, who: Requester, options: ImagineOptions) -> Job:
         """Start a FLUX.1 schnell job from a prompt."""
-        return await self.engine.submit(self._order(who, options.resolve()))
+        policy = await self.admit(who, options)
+        return await self.engine.submit(self._order(who, options.resolve()), policy)
 
     async def reroll(self, who: Requester, job_id: str) -> Job:
         """The same input and options with a new seed, paid by whoever asks."""
         source = await self._job(job_id)
-        return await self.engine.submit(
-            self._order(
-                who,
-                source.spec.with_seed(random_seed()),
-                input_sha256=source.input_sha256,
-                origin="reroll",
-                parent=source,
-            )
-        )
+        spec = source.spec.with_seed(random_seed())
+        policy = await self.admit(who, spec)
+        order = self._order(who, spec, input_sha256=source.input_sha256, origin="reroll", parent=source)
+        return await self.engine.submit(order, policy)
 
     async def variation(self, who: Requester, job_id: str, index: int) -> Job:
         """Vary output `index` (1-based) of a finished job with the same options."""
@@ -114,9 +133,9 @@ class GenerationService:
                 safety=spec.safety,
             ).resolve(normalized.source_size)
         spec = spec.model_copy(update={"seed": random_seed(), "prompt": None})
-        return await self.engine.submit(
-            self._order(who, spec, input_image=normalized, origin="variation", parent=source, index=index)
-        )
+        policy = await self.admit(who, spec)
+        order = self._order(who, spec, input_image=normalized, origin="variation", parent=source, index=index)
+        return await self.engine.submit(order, policy)
 
     async def job(self, job_id: str) -> Job:
         return await self._job(job_id)
@@ -133,12 +152,13 @@ class GenerationService:
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         return await self.jobs.recent_for_member(guild_id, user_id, limit=limit)
 
-    async def credits(self, guild_id: int, user_id: int) -> CreditsView:
+    async def credits(self, guild_id: int, user_id: int, role_ids: frozenset[int] = frozenset()) -> CreditsView:
         """The member's pots (opening the account and topping up today's allowance if due)."""
         now = self.engine.clock.now()
+        policy = self.operator.resolve(await self.guilds.settings(guild_id), role_ids=role_ids)
         async with self.jobs.db.transaction() as conn:
             balance = await self.ledger.open_account(
-                conn, guild_id=guild_id, user_id=user_id, daily=self.engine.config.daily_allowance, now=now
+                conn, guild_id=guild_id, user_id=user_id, daily=policy.daily_allowance, now=now
             )
         midnight = datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
         spent = await self.ledger.spent_since(guild_id, user_id, midnight)

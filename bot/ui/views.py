@@ -74,11 +74,16 @@ def result_view(job: Job, outputs: list[StoredOutput]) -> discord.ui.View:
 def requester(interaction: discord.Interaction[Any]) -> Requester:
     if interaction.guild_id is None:
         raise UserError("Fluxcord works in servers, not in direct messages.")
+    channel = interaction.channel
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    roles = getattr(interaction.user, "roles", [])
     return Requester(
         guild_id=interaction.guild_id,
         user_id=interaction.user.id,
         channel_id=interaction.channel_id,
         request_id=str(interaction.id),
+        role_ids=frozenset(role.id for role in roles),
+        channel_nsfw=bool(is_nsfw()) if callable(is_nsfw) else False,
     )
 
 
