@@ -1,4 +1,4 @@
-"""`python -m bot`: run (default) | check | sync | vary | imagine | emulate."""
+"""`python -m bot`: run (default) | check | sync | vary | imagine | credits | emulate."""
 
 from __future__ import annotations
 
@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help="run the Discord bot (default)")
     sub.add_parser("check", parents=[common], help="validate the configuration and say what is missing")
     sub.add_parser("sync", parents=[common], help="register the slash commands with Discord now")
+    credits = sub.add_parser("credits", parents=[common], help="grant or show a member's credits, without Discord")
+    credit_actions = credits.add_subparsers(dest="action", required=True)
+    grant = credit_actions.add_parser("grant", parents=[common], help="give a member credits (negative takes back)")
+    grant.add_argument("guild", type=int, help="server id")
+    grant.add_argument("user", type=int, help="member id")
+    grant.add_argument("amount", type=int)
+    grant.add_argument("--reason")
+    show = credit_actions.add_parser("show", parents=[common], help="a member's credits and last movements")
+    show.add_argument("guild", type=int, help="server id")
+    show.add_argument("user", type=int, help="member id")
     vary = sub.add_parser("vary", parents=[common], help="vary an image with FLUX.1 Redux, without Discord")
     vary.add_argument("image", type=Path)
     _generation_options(vary, vary=True)
@@ -163,6 +173,35 @@ async def run_one(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def credits(settings: Settings, args: argparse.Namespace) -> int:
+    """The operator's view of the same ledger the bot uses."""
+    from bot.app import open_services
+    from bot.jobs.notifier import NullNotifier
+
+    async with open_services(settings, notifier=NullNotifier()) as services:
+        admin = services.admin
+        if args.action == "grant":
+            balance = await admin.grant(
+                args.guild,
+                args.user,
+                args.amount,
+                actor_id=None,
+                reason=args.reason or "operator (CLI)",
+                key=f"cli:{uuid.uuid4()}",
+            )
+            print(f"{'Granted' if args.amount > 0 else 'Took back'} {abs(args.amount)} credits.")
+        else:
+            balance = await admin.balance(args.guild, args.user)
+        print(
+            f"spendable {balance.spendable} (allowance {balance.allowance} + granted {balance.granted}), "
+            f"held {balance.held}"
+        )
+        if args.action == "show":
+            for entry in await admin.ledger_entries(args.guild, args.user, limit=10):
+                print(f"  {entry.created_at[:19]} {entry.kind:8} {entry.amount:6}  {entry.reason or ''}")
+    return EXIT_OK
+
+
 async def emulate(args: argparse.Namespace) -> int:
     from bot.emulators.common import EmulatorConfig
     from bot.emulators.segmind import SegmindEmulator
@@ -218,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if command == "sync":
             return asyncio.run(sync(settings))
+        if command == "credits":
+            return asyncio.run(credits(settings, args))
     except UserError as exc:
         print(exc.message, file=sys.stderr)
         return EXIT_USAGE

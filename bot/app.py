@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from bot.jobs.admin import AdminService
 from bot.jobs.engine import EngineConfig, JobEngine, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
@@ -42,6 +43,7 @@ class Services:
     guilds: GuildRepo
     engine: JobEngine
     generation: GenerationService
+    admin: AdminService
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -122,6 +124,13 @@ async def open_services(
                     guilds=guilds,
                     engine=engine,
                     generation=generation,
+                    admin=AdminService(
+                        ledger=ledger,
+                        guilds=guilds,
+                        operator=settings.operator_policy,
+                        clock=engine.clock,
+                        providers=tuple(slot.provider.name for slot in engine.slots),
+                    ),
                 )
             finally:
                 await engine.stop()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.account")
+EXTENSIONS = ("cogs.generate", "cogs.account", "cogs.admin")
 
 
 class FluxcordBot(commands.Bot):

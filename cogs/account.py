@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.credits import plural
 from bot.core.errors import UserError
 from bot.ui import render
 from bot.ui.replies import reply
@@ -45,7 +46,7 @@ class AccountCog(commands.Cog, name="Account"):
     async def cancel(self, interaction: discord.Interaction[Any], job: str) -> None:
         await interaction.response.defer(ephemeral=True)
         cancelled = await self.bot.services.generation.cancel(requester(interaction), job)
-        await reply(interaction, f"Cancelled job `{cancelled.id}`; {cancelled.cost} credits were refunded.")
+        await reply(interaction, f"Cancelled job `{cancelled.id}`; {plural(cancelled.cost, 'credit')} refunded.")
 
     @cancel.autocomplete("job")
     async def cancel_autocomplete(

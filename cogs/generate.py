@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.credits import plural
 from bot.core.errors import InvalidRequestError
 from bot.core.jobs import Job
 from bot.core.requests import MAX_PROMPT_CHARS, MAX_SEED, ImagineOptions, VaryOptions
@@ -54,7 +55,8 @@ class GenerateCog(commands.Cog, name="Generate"):
         self.bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         await self.bot.notifier.announce(job)
         await reply(
-            interaction, f"Queued job `{job.id}` for {job.cost} credits; the result will appear in this channel."
+            interaction,
+            f"Queued job `{job.id}` for {plural(job.cost, 'credit')}; the result will appear in this channel.",
         )
 
     async def _download(self, interaction: discord.Interaction[Any], attachment: discord.Attachment) -> bytes:

@@ -51,7 +51,7 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, UserError):
         return error.message, True
     if isinstance(error, app_commands.MissingPermissions):
-        return "You need the Manage Server permission for that.", True
+        return "You need the Manage Server permission for that; nothing was changed.", True
     if isinstance(error, app_commands.CheckFailure):
         return "You cannot use this command here.", True
     if isinstance(error, app_commands.TransformerError):

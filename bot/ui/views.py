@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import discord
 
+from bot.core.credits import plural
 from bot.core.errors import UserError
 from bot.core.jobs import Job, StoredOutput
 from bot.jobs.service import Requester
@@ -114,7 +115,7 @@ async def handle_action(
     bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
     await bot.notifier.announce(job)
     verb = "Re-rolling" if action == "reroll" else f"Varying image {n}"
-    await reply(interaction, f"{verb} as job `{job.id}` for {job.cost} credits.")
+    await reply(interaction, f"{verb} as job `{job.id}` for {plural(job.cost, 'credit')}.")
 
 
 __all__ = ["ResultButton", "custom_id", "handle_action", "requester", "result_view"]

@@ -194,3 +194,28 @@ def test_check_names_what_is_missing(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stdout
     assert "secret-token-value" not in ok.stdout + ok.stderr and "SG_secret" not in ok.stdout + ok.stderr
+
+
+def test_credits_grant_and_show_use_the_same_ledger(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "credits", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    granted = run("grant", "111", "222", "50", "--reason", "welcome")
+    assert granted.returncode == 0, granted.stderr
+    assert "spendable 70 (allowance 20 + granted 50), held 0" in granted.stdout
+    taken = run("grant", "111", "222", "-80")
+    assert taken.returncode == 0 and "spendable 20 (allowance 20 + granted 0)" in taken.stdout
+    shown = run("show", "111", "222")
+    assert shown.returncode == 0
+    assert "revoke" in shown.stdout and "grant" in shown.stdout and "welcome" in shown.stdout
+    refused = run("grant", "111", "222", "0")
+    assert refused.returncode == 2 and refused.stderr.strip() == "The amount must be between 1 and 1000000."

@@ -122,7 +122,7 @@ def result_of(discord_emu: DiscordEmulator, job_id: str) -> Callable[[], StoredM
     """The channel message that shows job `job_id` finished (with files or a failure line)."""
 
     def find() -> StoredMessage | None:
-        for message in discord_emu.channel_messages():
+        for message in list(discord_emu.messages.values()):  # any channel
             if (
                 f"job `{job_id}`" in message.content
                 and not message.deleted

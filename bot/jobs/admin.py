@@ -1,0 +1,124 @@
+"""Server administration and operator bookkeeping, without Discord: credits, settings, blocks, usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.credits import Balance
+from bot.core.errors import UserError
+from bot.core.jobs import Clock
+from bot.core.limits import GuildSettings, OperatorPolicy, Policy
+from storage.guilds import DayUsage, GuildRepo
+from storage.ledger import LedgerEntry, LedgerRepo
+
+MAX_GRANT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class GuildOverview:
+    """The settings as stored and as they apply to a member without role bonuses."""
+
+    settings: GuildSettings
+    effective: Policy
+
+
+class AdminService:
+    """What `/fluxadmin` and the `credits` CLI do; every credit movement goes through the ledger."""
+
+    def __init__(
+        self,
+        *,
+        ledger: LedgerRepo,
+        guilds: GuildRepo,
+        operator: OperatorPolicy,
+        clock: Clock,
+        providers: tuple[str, ...],
+    ) -> None:
+        self.ledger = ledger
+        self.guilds = guilds
+        self.operator = operator
+        self.clock = clock
+        self.providers = providers
+
+    async def _daily(self, guild_id: int, role_ids: frozenset[int]) -> int:
+        return self.operator.resolve(await self.guilds.settings(guild_id), role_ids=role_ids).daily_allowance
+
+    async def grant(
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        *,
+        actor_id: int | None,
+        reason: str | None,
+        key: str,
+        role_ids: frozenset[int] = frozenset(),
+    ) -> Balance:
+        """Add (or, negative, take back) granted credits, once per `key`."""
+        if amount == 0 or abs(amount) > MAX_GRANT:
+            raise UserError(f"The amount must be between 1 and {MAX_GRANT}.")
+        return await self.ledger.grant(
+            guild_id=guild_id,
+            user_id=user_id,
+            amount=amount,
+            daily=await self._daily(guild_id, role_ids),
+            now=self.clock.now(),
+            key=key,
+            actor_id=actor_id,
+            reason=reason,
+        )
+
+    async def balance(self, guild_id: int, user_id: int) -> Balance:
+        async with self.ledger.db.transaction() as conn:
+            return await self.ledger.open_account(
+                conn,
+                guild_id=guild_id,
+                user_id=user_id,
+                daily=await self._daily(guild_id, frozenset()),
+                now=self.clock.now(),
+            )
+
+    async def ledger_entries(self, guild_id: int, user_id: int, limit: int = 20) -> list[LedgerEntry]:
+        return await self.ledger.entries(guild_id, user_id, limit=limit)
+
+    async def overview(self, guild_id: int) -> GuildOverview:
+        settings = await self.guilds.settings(guild_id)
+        return GuildOverview(settings, self.operator.resolve(settings))
+
+    async def configure(self, guild_id: int, **fields: object) -> GuildOverview:
+        """Change settings; values are checked against the operator's maxima here, with one clear sentence."""
+        maxima = self.operator.maxima
+        bounds = {
+            "allowance": self.operator.max_daily_allowance,
+            "jobs_per_minute": maxima.jobs_per_minute,
+            "max_active": maxima.max_active,
+            "max_queued": maxima.max_queued,
+        }
+        for name, value in fields.items():
+            if name in bounds and isinstance(value, int) and value > bounds[name]:
+                raise UserError(f"The most this server may set for {name.replace('_', ' ')} is {bounds[name]}.")
+        if "provider" in fields and fields["provider"] is not None and fields["provider"] not in self.providers:
+            raise UserError(f"Choose one of the configured providers: {', '.join(self.providers)}.")
+        await self.guilds.update(guild_id, now=self.clock.now(), **fields)
+        return await self.overview(guild_id)
+
+    async def set_channel(self, guild_id: int, channel_id: int, *, allowed: bool) -> GuildOverview:
+        await self.guilds.set_channel(guild_id, channel_id, allowed=allowed)
+        return await self.overview(guild_id)
+
+    async def clear_channels(self, guild_id: int) -> GuildOverview:
+        await self.guilds.clear_channels(guild_id)
+        return await self.overview(guild_id)
+
+    async def role_bonus(self, guild_id: int, role_id: int, amount: int) -> GuildOverview:
+        await self.guilds.set_role_bonus(guild_id, role_id, amount)
+        return await self.overview(guild_id)
+
+    async def block(self, guild_id: int, user_id: int, *, actor_id: int, reason: str | None) -> None:
+        await self.guilds.block(guild_id, user_id, actor_id=actor_id, reason=reason, now=self.clock.now())
+
+    async def unblock(self, guild_id: int, user_id: int) -> bool:
+        return await self.guilds.unblock(guild_id, user_id)
+
+    async def usage(self, guild_id: int, days: int) -> list[DayUsage]:
+        return await self.guilds.usage(guild_id, days=days, now=self.clock.now())

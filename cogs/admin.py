@@ -1,0 +1,230 @@
+"""`/fluxadmin`: a server's credits, limits, channels, NSFW policy, provider, blocks, ledger and usage."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.credits import plural
+from bot.core.errors import UserError
+from bot.jobs.admin import MAX_GRANT, AdminService, GuildOverview
+from bot.ui.charts import usage_chart_async
+from bot.ui.replies import reply
+
+if TYPE_CHECKING:
+    from bot.client import FluxcordBot
+
+
+def overview_text(overview: GuildOverview) -> str:
+    settings, policy = overview.settings, overview.effective
+    limits = policy.limits
+    channels = ", ".join(f"<#{c}>" for c in sorted(settings.channels)) or "all channels"
+    bonuses = ", ".join(f"<@&{role}> +{amount}" for role, amount in settings.role_bonuses) or "none"
+    nsfw = "allowed in age-restricted channels" if settings.nsfw_allowed else "not allowed"
+    return (
+        f"Daily allowance: **{policy.daily_allowance}** per member · role bonuses: {bonuses}\n"
+        f"Server budget: **{settings.budget if settings.budget is not None else 'no cap'}** credits a day\n"
+        f"Limits: {limits.jobs_per_minute} jobs a minute, {limits.max_active} running and {limits.max_queued} "
+        f"waiting per member, {limits.server_concurrency} running for the server\n"
+        f"Channels: {channels} · `safety:off`: {nsfw} · provider: {settings.provider or 'the operator’s order'}"
+    )
+
+
+def guild_id(interaction: discord.Interaction[Any]) -> int:
+    if interaction.guild_id is None:
+        raise UserError("`/fluxadmin` works in servers only.")
+    return interaction.guild_id
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settings for this server"):
+    """Server administration; Discord hides it from members without Manage Server, and it checks again here."""
+
+    def __init__(self, bot: FluxcordBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # Server admins can re-grant commands to anyone in Discord's settings; the permission is checked here too.
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    @property
+    def admin(self) -> AdminService:
+        return self.bot.services.admin
+
+    @app_commands.command(name="grant", description="Give a member credits (they persist)")
+    async def grant(
+        self,
+        interaction: discord.Interaction[Any],
+        member: discord.Member,
+        amount: app_commands.Range[int, 1, MAX_GRANT],
+        reason: str | None = None,
+    ) -> None:
+        balance = await self.admin.grant(
+            guild_id(interaction),
+            member.id,
+            amount,
+            actor_id=interaction.user.id,
+            reason=reason,
+            key=f"grant:{interaction.id}",
+            role_ids=frozenset(r.id for r in member.roles),
+        )
+        await reply(
+            interaction,
+            f"Granted {plural(amount, 'credit')} to {member.mention}; they can now spend {balance.spendable}.",
+        )
+
+    @app_commands.command(name="revoke", description="Take back granted credits")
+    async def revoke(
+        self,
+        interaction: discord.Interaction[Any],
+        member: discord.Member,
+        amount: app_commands.Range[int, 1, MAX_GRANT],
+        reason: str | None = None,
+    ) -> None:
+        before = await self.admin.balance(guild_id(interaction), member.id)
+        balance = await self.admin.grant(
+            guild_id(interaction),
+            member.id,
+            -amount,
+            actor_id=interaction.user.id,
+            reason=reason,
+            key=f"revoke:{interaction.id}",
+        )
+        taken = before.granted - balance.granted
+        await reply(
+            interaction,
+            f"Took back {plural(taken, 'credit')} from {member.mention}; they can now spend {balance.spendable}.",
+        )
+
+    @app_commands.command(name="allowance", description="Credits every member gets each day")
+    async def allowance(self, interaction: discord.Interaction[Any], amount: app_commands.Range[int, 0]) -> None:
+        overview = await self.admin.configure(guild_id(interaction), allowance=amount)
+        await reply(interaction, f"Daily allowance set to {amount} (from the next refill).\n{overview_text(overview)}")
+
+    @app_commands.command(name="role-bonus", description="Extra daily credits for members with a role (0 removes)")
+    async def role_bonus(
+        self, interaction: discord.Interaction[Any], role: discord.Role, amount: app_commands.Range[int, 0, MAX_GRANT]
+    ) -> None:
+        overview = await self.admin.role_bonus(guild_id(interaction), role.id, amount)
+        await reply(interaction, f"Role bonus for {role.mention}: {amount}.\n{overview_text(overview)}")
+
+    @app_commands.command(name="budget", description="The most credits the whole server may spend a day")
+    @app_commands.describe(amount="Leave out to remove the cap")
+    async def budget(
+        self, interaction: discord.Interaction[Any], amount: app_commands.Range[int, 0] | None = None
+    ) -> None:
+        overview = await self.admin.configure(guild_id(interaction), budget=amount)
+        await reply(interaction, overview_text(overview))
+
+    @app_commands.command(name="limits", description="Per-member job limits (leave all out to show them)")
+    async def limits(
+        self,
+        interaction: discord.Interaction[Any],
+        jobs_per_minute: app_commands.Range[int, 1] | None = None,
+        active: app_commands.Range[int, 1] | None = None,
+        queued: app_commands.Range[int, 0] | None = None,
+    ) -> None:
+        changes = {
+            name: value
+            for name, value in (("jobs_per_minute", jobs_per_minute), ("max_active", active), ("max_queued", queued))
+            if value is not None
+        }
+        overview = await (
+            self.admin.configure(guild_id(interaction), **changes)
+            if changes
+            else self.admin.overview(guild_id(interaction))
+        )
+        await reply(interaction, overview_text(overview))
+
+    @app_commands.command(name="channels", description="Channels where Fluxcord works (empty list = everywhere)")
+    async def channels(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["add", "remove", "clear", "list"],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        if action in ("add", "remove"):
+            if channel is None:
+                raise UserError(f"Name the channel to {action}.")
+            overview = await self.admin.set_channel(guild_id(interaction), channel.id, allowed=action == "add")
+        elif action == "clear":
+            overview = await self.admin.clear_channels(guild_id(interaction))
+        else:
+            overview = await self.admin.overview(guild_id(interaction))
+        await reply(interaction, overview_text(overview))
+
+    @app_commands.command(name="nsfw", description="Whether `safety:off` is allowed in age-restricted channels")
+    async def nsfw(self, interaction: discord.Interaction[Any], policy: Literal["allow", "deny"]) -> None:
+        overview = await self.admin.configure(guild_id(interaction), nsfw_allowed=policy == "allow")
+        await reply(interaction, overview_text(overview))
+
+    @app_commands.command(name="provider", description="The image provider this server uses")
+    async def provider(self, interaction: discord.Interaction[Any], name: str) -> None:
+        overview = await self.admin.configure(guild_id(interaction), provider=name.strip().lower() or None)
+        await reply(interaction, overview_text(overview))
+
+    @provider.autocomplete("name")
+    async def provider_names(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=n) for n in self.admin.providers if current.lower() in n]
+
+    @app_commands.command(name="block", description="Stop a member from using Fluxcord here")
+    async def block(
+        self, interaction: discord.Interaction[Any], member: discord.Member, reason: str | None = None
+    ) -> None:
+        await self.admin.block(guild_id(interaction), member.id, actor_id=interaction.user.id, reason=reason)
+        await reply(interaction, f"{member.mention} is blocked from Fluxcord on this server.")
+
+    @app_commands.command(name="unblock", description="Let a blocked member use Fluxcord again")
+    async def unblock(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+        was = await self.admin.unblock(guild_id(interaction), member.id)
+        await reply(interaction, f"{member.mention} is unblocked." if was else f"{member.mention} was not blocked.")
+
+    @app_commands.command(name="ledger", description="A member's last 20 credit movements")
+    async def ledger(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
+        entries = await self.admin.ledger_entries(guild_id(interaction), member.id)
+        if not entries:
+            await reply(interaction, f"{member.mention} has no credit movements yet.")
+            return
+        lines = [f"Last {len(entries)} movements of {member.mention} (allowance / granted / held):"]
+        for e in entries:
+            detail = " · ".join(
+                part
+                for part in (
+                    f"job `{e.job_id}`" if e.job_id else "",
+                    f"by <@{e.actor_id}>" if e.actor_id else "",
+                    e.reason or "",
+                )
+                if part
+            )
+            lines.append(
+                f"`{e.created_at[:16].replace('T', ' ')}` **{e.kind}** {e.amount} "
+                f"({e.d_allowance:+} / {e.d_granted:+} / {e.d_held:+}){' · ' + detail if detail else ''}"
+            )
+        await reply(interaction, "\n".join(lines)[:1990])
+
+    @app_commands.command(name="usage", description="Credits spent and jobs per day, as a chart")
+    async def usage(self, interaction: discord.Interaction[Any], days: app_commands.Range[int, 1, 90] = 14) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        rows = await self.admin.usage(guild_id(interaction), days)
+        guild_name = interaction.guild.name if interaction.guild else "this server"
+        picture = await usage_chart_async(rows, f"{guild_name} · last {plural(days, 'day')}")
+        spent, jobs = sum(r.spent for r in rows), sum(r.jobs for r in rows)
+        await reply(
+            interaction,
+            f"Last {plural(days, 'day')}: {plural(spent, 'credit')} spent on {plural(jobs, 'job')}.",
+            file=discord.File(io.BytesIO(picture), "usage.png"),
+        )
+
+
+async def setup(bot: FluxcordBot) -> None:
+    await bot.add_cog(AdminCog(bot))
