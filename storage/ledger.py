@@ -162,6 +162,14 @@ class LedgerRepo:
         hold = await fetchone(conn, "SELECT * FROM ledger WHERE idempotency_key = ?", (f"hold:{job_id}",))
         if hold is None:
             return 0
+        settled = await fetchone(
+            conn,
+            "SELECT COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount END), 0), COUNT(*) FROM ledger"
+            " WHERE job_id = ? AND kind IN ('capture', 'release')",
+            (job_id,),
+        )
+        if settled is not None and settled[1]:  # settled before: whatever was decided then stands
+            return int(settled[0])
         guild_id, user_id, held = hold["guild_id"], hold["user_id"], hold["amount"]
         capture = max(0, min(capture, held))
         release = held - capture
