@@ -10,6 +10,7 @@ from bot.core.errors import ProviderPermanentError, ProviderTransientError, User
 from bot.core.jobs import JobState
 from bot.core.pricing import PriceList
 from bot.core.requests import ImagineOptions
+from bot.core.limits import Limits, Policy
 from bot.jobs.engine import EngineConfig, JobEngine, JobOrder, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.timing import PollPlanner
@@ -205,3 +206,22 @@ async def test_fair_order_serves_a_second_member_within_the_first_two_slots(
     first_two = [job_id for job_id, _ in started[:2]]
     loner_done = await engine.jobs.get(loner.id)
     assert loner_done is not None and loner_done.provider_job_id in first_two
+
+
+async def test_member_and_server_concurrency_hold_jobs_in_line(make_engine: EngineFactory) -> None:
+    provider = FakeProvider(duration=0.15)
+    engine = await make_engine(provider, RecordingNotifier(), concurrency=10)
+    limits = Limits(jobs_per_minute=100, max_active=1, max_queued=100, server_concurrency=2)
+    policy = Policy(daily_allowance=20, limits=limits)
+    for i in range(3):
+        await engine.submit(order(f"a{i}", user=1), policy)
+    await engine.submit(order("b0", user=2), policy)
+    await engine.submit(order("c0", user=3), policy)
+    await engine.start()
+    await asyncio.sleep(0.08)
+    # One job of member 1 (max_active=1) and one other: the server may run 2 at once.
+    running = await engine.jobs.in_states([JobState.SUBMITTED, JobState.RUNNING])
+    assert sorted(job.user_id for job in running) == [1, 2]
+    assert len(provider.submitted) == 2 and len(engine.queue) == 3
+    await engine.run_until_idle()
+    assert len(provider.submitted) == 5
