@@ -8,9 +8,9 @@ import pytest
 
 from bot.core.errors import ProviderPermanentError, ProviderTransientError, UserError
 from bot.core.jobs import JobState
+from bot.core.limits import Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import ImagineOptions
-from bot.core.limits import Limits, Policy
 from bot.jobs.engine import EngineConfig, JobEngine, JobOrder, ProviderSlot
 from bot.jobs.gate import ProviderGate
 from bot.jobs.timing import PollPlanner
