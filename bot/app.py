@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from bot.jobs.admin import AdminService
-from bot.jobs.engine import EngineConfig, JobEngine, ProviderSlot
+from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
+from bot.jobs.pool import ProviderSlot
 from bot.jobs.service import GenerationService
 from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
@@ -129,7 +130,7 @@ async def open_services(
                         guilds=guilds,
                         operator=settings.operator_policy,
                         clock=engine.clock,
-                        providers=tuple(slot.provider.name for slot in engine.slots),
+                        providers=tuple(slot.provider.name for slot in engine.pool.slots),
                     ),
                 )
             finally:

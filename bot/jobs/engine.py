@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,11 +25,11 @@ from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, StoredOutput, Syste
 from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
-from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier, Progress
+from bot.jobs.pool import ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
 from bot.jobs.timing import PollPlanner, backoff
-from bot.providers.base import Provider, ProviderResult, ProviderState
+from bot.providers.base import ProviderResult, ProviderState, Submission
 from storage.jobs import JobRepo, NewJob
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class EngineConfig:
     poll_min_interval: float = 0.25
     poll_max_interval: float = 3.0
     delivery_attempts: int = 3
+    disabled_provider_seconds: float = 600.0
     output_max_pixels: int = 40_000_000
     #: concurrency for servers that submitted nothing since the start (their recovered jobs)
     limits: Limits = field(default_factory=Limits)
@@ -70,14 +72,6 @@ class JobOrder:
     free: bool = False
 
 
-@dataclass(slots=True)
-class ProviderSlot:
-    """A configured provider and its request budget."""
-
-    provider: Provider
-    gate: ProviderGate
-
-
 class JobEngine:
     """Runs jobs from queued to a terminal state and delivers each result once. Never imports discord."""
 
@@ -94,13 +88,20 @@ class JobEngine:
         rng: random.Random | None = None,
     ) -> None:
         self.jobs = jobs
-        self.slots = list(providers)
         self.notifier = notifier
         self.prices = prices
         self.config = config or EngineConfig()
         self.planner = planner or PollPlanner(self.config.poll_min_interval, self.config.poll_max_interval)
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
+        self.pool = ProviderPool(
+            providers,
+            max_attempts=self.config.max_attempts,
+            retry_base_delay=self.config.retry_base_delay,
+            retry_max_delay=self.config.retry_max_delay,
+            disabled_seconds=self.config.disabled_provider_seconds,
+            rng=self.rng,
+        )
         self.queue = FairQueue()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -112,6 +113,7 @@ class JobEngine:
         self._limits: dict[int, Limits] = {}  # per server, from the latest submit
         self._active: Counter[tuple[int, int]] = Counter()  # jobs at a provider per (server, member)
         self._active_servers: Counter[int] = Counter()
+        self._slot_of: dict[str, ProviderSlot] = {}  # the provider each running job holds a slot at
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -143,7 +145,7 @@ class JobEngine:
     async def recover(self) -> None:
         """Resume polling jobs a provider accepted, re-queue queued ones, deliver finished ones not yet posted."""
         for job in await self.jobs.in_states(AT_PROVIDER):
-            slot = self._slot_named(job.provider)
+            slot = self.pool.named(job.provider)
             if slot is None:
                 await self._end(job, JobState.FAILED, f"The provider {job.provider} is no longer configured.")
                 continue
@@ -160,7 +162,7 @@ class JobEngine:
 
     async def submit(self, order: JobOrder, policy: Policy | None = None) -> Job:
         """Check limits, hold the price and queue the job; a repeated request id returns the first job."""
-        if not any(order.spec.model in slot.provider.models for slot in self.slots):
+        if not any(order.spec.model in slot.provider.models for slot in self.pool.slots):
             raise UserError(f"No configured provider serves {order.spec.model.label}.")
         cost = 0 if order.free else self.prices.price(order.spec)
         # Without a policy (operator jobs from the command line) nothing is limited.
@@ -205,10 +207,9 @@ class JobEngine:
         if task is not None:
             task.cancel()
         self._spawn(self._deliver(job_id))
-        slot = self._slot_named(job.provider)
+        slot = self.pool.named(job.provider)
         if slot is not None and job.provider_job_id and slot.provider.can_cancel:
             try:
-                await slot.gate.request()
                 await slot.provider.cancel(job.provider_job_id)
             except ProviderError as exc:
                 log.warning("job=%s provider=%s cancel at provider failed: %s", job.id, job.provider, exc)
@@ -218,15 +219,6 @@ class JobEngine:
 
     # ----------------------------------------------------------------- dispatch
 
-    def _slot_named(self, name: str | None) -> ProviderSlot | None:
-        return next((slot for slot in self.slots if slot.provider.name == name), None)
-
-    def _slot_for(self, job: Job) -> ProviderSlot | None:
-        """A provider with room for the job: the server's chosen one if it serves the model, else the first."""
-        serving = [slot for slot in self.slots if job.spec.model in slot.provider.models]
-        preferred = [slot for slot in serving if slot.provider.name == job.preferred_provider]
-        return next((slot for slot in preferred or serving if slot.gate.has_slot), None)
-
     def _may_start(self, job: Job) -> bool:
         """Within the member's and the server's concurrency, and a provider has room."""
         limits = self._limits.get(job.guild_id, self.config.limits)
@@ -234,23 +226,28 @@ class JobEngine:
             return False
         if self._active_servers[job.guild_id] >= limits.server_concurrency:
             return False
-        return self._slot_for(job) is not None
+        return self.pool.pick(job) is not None
 
     async def _dispatch_loop(self) -> None:
         while True:
             self._wake.clear()
             dispatched = False
             while (job := self.queue.pop(self._may_start)) is not None:
-                slot = self._slot_for(job)
+                slot = self.pool.pick(job)
                 assert slot is not None
                 slot.gate.take_slot()
+                slot.breaker.begin()
                 self._start(job, slot)
                 dispatched = True
             if dispatched:
                 self._announce_queue()
             if not self.queue and not self._tasks and not self._background:
                 self._idle.set()
-            await self._wake.wait()
+            # Jobs held back only by open circuits must be looked at again when one half-opens.
+            reopen = self.pool.reopens_in() if self.queue else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(reopen + 0.01 if reopen is not None else None):
+                    await self._wake.wait()
 
     def _announce_queue(self, only: str | None = None) -> None:
         """Tell queued jobs their place in line and a rough ETA (all of them, or just `only`)."""
@@ -258,13 +255,14 @@ class JobEngine:
             if only is not None and job.id != only:
                 continue
             expected = self._expected.get(job.spec.model, self.planner.defaults.get(job.spec.model, 10.0))
-            lanes = max(1, sum(slot.gate.concurrency for slot in self.slots))
+            lanes = max(1, sum(slot.gate.concurrency for slot in self.pool.slots))
             eta = expected * ((position - 1) // lanes + 1)
             self._spawn(self._progress(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta)))
 
     def _start(self, job: Job, slot: ProviderSlot) -> None:
         task = asyncio.create_task(self._run(job, slot), name=f"fluxcord-job-{job.id}")
         self._tasks[job.id] = task
+        self._slot_of[job.id] = slot
         member = (job.guild_id, job.user_id)
         self._active[member] += 1
         self._active_servers[job.guild_id] += 1
@@ -273,7 +271,7 @@ class JobEngine:
             self._tasks.pop(job.id, None)
             self._active[member] -= 1
             self._active_servers[job.guild_id] -= 1
-            slot.gate.free_slot()
+            self._slot_of.pop(job.id, slot).gate.free_slot()
             self._wake.set()
             self._idle.set()
 
@@ -334,42 +332,53 @@ class JobEngine:
             await self._end(job, JobState.FAILED, "Something went wrong while running the job.")
         await self._deliver(job.id)
 
-    async def _call(self, job: Job, slot: ProviderSlot, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """One provider request within the budget, retried with backoff on transient errors."""
-        attempt = 0
-        while True:
-            attempt += 1
-            await slot.gate.request()
+    def _move(self, job: Job, old: ProviderSlot, new: ProviderSlot) -> None:
+        old.gate.free_slot()
+        new.gate.take_slot()
+        new.breaker.begin()
+        self._slot_of[job.id] = new
+
+    async def _submit(self, job: Job, slot: ProviderSlot, image: bytes | None) -> tuple[ProviderSlot, Submission]:
+        """Submit, failing over to the next provider that serves the model until one has accepted the job."""
+        tried = {slot.name}
+        for attempt in range(1, self.config.max_attempts + 1):
+            await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + attempt)
             try:
-                return await call(*args)
+                return slot, await self.pool.once(slot, slot.provider.submit, job.spec, image)
             except ProviderTransientError as exc:
-                if exc.rate_limited:
-                    slot.gate.pause(exc.retry_after if exc.retry_after is not None else 5.0)
-                if attempt >= self.config.max_attempts:
+                error: ProviderError = exc
+                retry_after = exc.retry_after
+            except ProviderPermanentError as exc:
+                if not exc.operator:
                     raise
-                delay = backoff(
-                    attempt,
-                    base=self.config.retry_base_delay,
-                    cap=self.config.retry_max_delay,
-                    rng=self.rng,
-                    retry_after=exc.retry_after,
-                )
-                log.warning(
-                    "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
-                    job.id,
-                    slot.provider.name,
-                    attempt,
-                    delay,
-                    exc.message,
-                )
-                await asyncio.sleep(delay)
+                self.pool.disable(slot, exc)
+                error, retry_after = exc, None
+            alternative = self.pool.pick(job, exclude=frozenset(tried))
+            if alternative is not None:
+                log.warning("job=%s failing over from %s to %s: %s", job.id, slot.name, alternative.name, error.message)
+                self._move(job, slot, alternative)
+                slot = alternative
+                tried.add(slot.name)
+                continue
+            if isinstance(error, ProviderPermanentError) or attempt == self.config.max_attempts:
+                raise error
+            tried = {slot.name}
+            delay = self.pool.delay(attempt, retry_after)
+            log.warning(
+                "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
+                job.id,
+                slot.name,
+                attempt,
+                delay,
+                error.message,
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _at_provider(self, job: Job, slot: ProviderSlot) -> ProviderResult | None:
-        provider = slot.provider
         if job.state is JobState.QUEUED:
             image = await self.jobs.input_image(job.input_sha256) if job.input_sha256 else None
-            await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + 1)
-            submission = await self._call(job, slot, provider.submit, job.spec, image)
+            slot, submission = await self._submit(job, slot, image)
             now = self.clock.now()
             moved = await self._shielded(
                 self.jobs.transition(
@@ -377,7 +386,7 @@ class JobEngine:
                     [JobState.QUEUED],
                     JobState.SUBMITTED,
                     now=now,
-                    provider=provider.name,
+                    provider=slot.name,
                     provider_job_id=submission.job_id,
                     submitted_at=now.isoformat(),
                 )
@@ -389,6 +398,7 @@ class JobEngine:
             if submission.result is not None:
                 return submission.result
         assert job.provider_job_id is not None and job.submitted_at is not None
+        provider = slot.provider
         history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
         expected = self.planner.expected(job.spec, history)
         self._expected[job.spec.model] = expected
@@ -405,7 +415,7 @@ class JobEngine:
                 self.planner.next_delay(elapsed=elapsed, expected=expected, polls=polls, learned=bool(history))
             )
             polls += 1
-            status = await self._call(job, slot, provider.status, job.provider_job_id)
+            status = await self.pool.call(job, slot, provider.status, job.provider_job_id)
             if status.state is ProviderState.RUNNING and job.state is JobState.SUBMITTED:
                 now = self.clock.now()
                 if await self.jobs.transition(
@@ -414,7 +424,7 @@ class JobEngine:
                     job = await self._reload(job.id)
                     self._log(job, JobState.RUNNING)
             elif status.state is ProviderState.SUCCEEDED:
-                result: ProviderResult = await self._call(job, slot, provider.result, job.provider_job_id, job.spec)
+                result: ProviderResult = await self.pool.call(job, slot, provider.result, job.provider_job_id, job.spec)
                 if result.inference_seconds is None and status.inference_seconds is not None:
                     result = ProviderResult(result.images, status.inference_seconds, result.queue_seconds)
                 return result

@@ -1,28 +1,35 @@
-"""Per-provider request budget: a token bucket over every request, a pause after a 429, a concurrency cap."""
+"""Per-provider request budget: at most `rpm` requests in any window, a pause after a 429, a concurrency cap."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 
 class ProviderGate:
-    """Every request to one provider passes `await gate.request()`; jobs at the provider hold a slot."""
+    """Every API request to one provider passes `await gate.request()`; jobs at the provider hold a slot.
+
+    The budget is a sliding window, the same rule providers count by: a token bucket lets a full bucket
+    and a minute's refill through within one minute, which a window-counting provider answers with 429s.
+    """
 
     def __init__(
         self,
         *,
         concurrency: int,
         rpm: int | None,
+        window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.concurrency = concurrency
         self.rpm = rpm
+        # A little wider than the provider's window: requests arrive a few milliseconds after they leave.
+        self.window = window * 1.02 + 0.01 if rpm else window
         self._clock = clock
         self.in_flight = 0
-        self._tokens = float(rpm) if rpm else 0.0
-        self._refilled = clock()
+        self._sent: deque[float] = deque()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self.requests = 0
@@ -40,7 +47,7 @@ class ProviderGate:
     @property
     def rate(self) -> float | None:
         """Requests per second the budget allows, or None for no budget."""
-        return self.rpm / 60.0 if self.rpm else None
+        return self.rpm / self.window if self.rpm else None
 
     def pause(self, seconds: float) -> None:
         """Hold back every request to this provider for `seconds` (after a 429)."""
@@ -50,32 +57,30 @@ class ProviderGate:
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - self._clock())
 
-    def _refill(self) -> None:
-        if not self.rpm:
-            return
-        now = self._clock()
-        self._tokens = min(float(self.rpm), self._tokens + (now - self._refilled) * self.rpm / 60.0)
-        self._refilled = now
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()
 
-    def spare_rate(self) -> float | None:
-        """Tokens available now, as a measure of how much polling the budget can afford."""
+    def spare(self) -> int | None:
+        """Requests that could go out right now without waiting, or None for no budget."""
         if not self.rpm:
             return None
-        self._refill()
-        return self._tokens
+        self._expire(self._clock())
+        return max(0, self.rpm - len(self._sent))
 
     async def request(self) -> None:
-        """Wait until a request may be sent, then spend one token."""
+        """Wait until a request may be sent, then count it."""
         async with self._lock:  # first come, first served
             while True:
+                now = self._clock()
                 wait = self.paused_for
                 if self.rpm:
-                    self._refill()
-                    if self._tokens < 1:
-                        wait = max(wait, (1 - self._tokens) * 60.0 / self.rpm)
+                    self._expire(now)
+                    if len(self._sent) >= self.rpm:
+                        wait = max(wait, self._sent[0] + self.window - now)
                 if wait <= 0:
                     break
                 await asyncio.sleep(wait)
             if self.rpm:
-                self._tokens -= 1
+                self._sent.append(self._clock())
             self.requests += 1

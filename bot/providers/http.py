@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,14 @@ class HttpClient:
         self.session = session
         self.provider = provider
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        #: awaited before every API request (not output downloads): the engine's request budget
+        self.before_request: Callable[[], Awaitable[None]] | None = None
+        self.sent = 0
 
     async def request(self, method: str, url: str, **kwargs: Any) -> HttpAnswer:
+        if self.before_request is not None:
+            await self.before_request()
+        self.sent += 1
         try:
             async with self.session.request(method, url, timeout=self.timeout, **kwargs) as response:
                 raw = await response.read()

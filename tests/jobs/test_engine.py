@@ -11,8 +11,9 @@ from bot.core.jobs import JobState
 from bot.core.limits import Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import ImagineOptions
-from bot.jobs.engine import EngineConfig, JobEngine, JobOrder, ProviderSlot
+from bot.jobs.engine import EngineConfig, JobEngine, JobOrder
 from bot.jobs.gate import ProviderGate
+from bot.jobs.pool import ProviderSlot
 from bot.jobs.timing import PollPlanner
 from storage.db import Database
 from storage.jobs import JobRepo

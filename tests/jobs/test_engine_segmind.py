@@ -15,8 +15,9 @@ from bot.core.pricing import PriceList
 from bot.core.requests import ModelId, VaryOptions
 from bot.emulators.common import EmulatorConfig
 from bot.emulators.segmind import SegmindEmulator
-from bot.jobs.engine import EngineConfig, JobEngine, JobOrder, ProviderSlot
+from bot.jobs.engine import EngineConfig, JobEngine, JobOrder
 from bot.jobs.gate import ProviderGate
+from bot.jobs.pool import ProviderSlot
 from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
 from storage.db import Database

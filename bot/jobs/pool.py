@@ -1,0 +1,125 @@
+"""The configured providers as the engine uses them: choice, budgets, circuit breakers, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bot.core.errors import ProviderPermanentError, ProviderTransientError
+from bot.core.jobs import Job
+from bot.jobs.circuit import CircuitBreaker
+from bot.jobs.gate import ProviderGate
+from bot.jobs.timing import backoff
+from bot.providers.base import Provider
+from bot.providers.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class ProviderSlot:
+    """A configured provider, its request budget and its circuit breaker."""
+
+    provider: Provider
+    gate: ProviderGate
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    def __post_init__(self) -> None:
+        # Every API request the adapter makes (submit, poll, result, upload) is counted against the budget.
+        http = getattr(self.provider, "http", None)
+        if isinstance(http, HttpClient):
+            http.before_request = self.gate.request
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+
+class ProviderPool:
+    """Picks a provider for a job and makes calls to it: one at a time (`once`) or retried (`call`)."""
+
+    def __init__(
+        self,
+        slots: Sequence[ProviderSlot],
+        *,
+        max_attempts: int,
+        retry_base_delay: float,
+        retry_max_delay: float,
+        disabled_seconds: float,
+        rng: random.Random,
+    ) -> None:
+        self.slots = list(slots)
+        self.max_attempts = max_attempts
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.disabled_seconds = disabled_seconds
+        self.rng = rng
+        self._disabled_reported: set[str] = set()
+
+    def named(self, name: str | None) -> ProviderSlot | None:
+        return next((slot for slot in self.slots if slot.name == name), None)
+
+    def serves(self, job: Job) -> bool:
+        return any(job.spec.model in slot.provider.models for slot in self.slots)
+
+    def pick(self, job: Job, exclude: frozenset[str] = frozenset()) -> ProviderSlot | None:
+        """A healthy provider with room for the job: the server's chosen one first, then the operator's order."""
+        serving = [slot for slot in self.slots if job.spec.model in slot.provider.models and slot.name not in exclude]
+        serving.sort(key=lambda slot: slot.name != job.preferred_provider)  # stable: keeps the operator's order
+        return next((slot for slot in serving if slot.gate.has_slot and slot.breaker.available()), None)
+
+    def reopens_in(self) -> float | None:
+        """Seconds until the first open circuit half-opens, if any is open."""
+        waits = [slot.breaker.reopens_in for slot in self.slots if slot.breaker.reopens_in > 0]
+        return min(waits) if waits else None
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        return backoff(
+            attempt, base=self.retry_base_delay, cap=self.retry_max_delay, rng=self.rng, retry_after=retry_after
+        )
+
+    async def once(self, slot: ProviderSlot, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """One provider call, keeping the circuit breaker and the 429 pause up to date."""
+        try:
+            answer = await call(*args)
+        except ProviderTransientError as exc:
+            slot.breaker.failure()
+            if exc.rate_limited:  # the whole provider waits, not just this job
+                slot.gate.pause(exc.retry_after if exc.retry_after is not None else 5.0)
+            raise
+        slot.breaker.success()
+        return answer
+
+    async def call(self, job: Job, slot: ProviderSlot, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A provider call retried with backoff and jitter on transient errors, up to `max_attempts`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.once(slot, call, *args)
+            except ProviderTransientError as exc:
+                if attempt >= self.max_attempts:
+                    raise
+                delay = self.delay(attempt, exc.retry_after)
+                log.warning(
+                    "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
+                    job.id,
+                    slot.name,
+                    attempt,
+                    delay,
+                    exc.message,
+                )
+                await asyncio.sleep(delay)
+
+    def disable(self, slot: ProviderSlot, exc: ProviderPermanentError) -> None:
+        """A provider that needs the operator (bad key, out of credits) is skipped for a while, said loudly once."""
+        slot.breaker.open(self.disabled_seconds)
+        if slot.name not in self._disabled_reported:
+            self._disabled_reported.add(slot.name)
+            log.error("provider=%s is skipped until the operator fixes it: %s", slot.name, exc.message)
