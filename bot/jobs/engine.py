@@ -72,6 +72,10 @@ class JobOrder:
     free: bool = False
 
 
+class _BackInLine(Exception):
+    """The job was accepted nowhere and should wait in the queue for a free provider."""
+
+
 class JobEngine:
     """Runs jobs from queued to a terminal state and delivers each result once. Never imports discord."""
 
@@ -114,6 +118,7 @@ class JobEngine:
         self._active: Counter[tuple[int, int]] = Counter()  # jobs at a provider per (server, member)
         self._active_servers: Counter[int] = Counter()
         self._slot_of: dict[str, ProviderSlot] = {}  # the provider each running job holds a slot at
+        self._requeue: set[str] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -272,6 +277,9 @@ class JobEngine:
             self._active[member] -= 1
             self._active_servers[job.guild_id] -= 1
             self._slot_of.pop(job.id, slot).gate.free_slot()
+            if job.id in self._requeue:  # never accepted anywhere: back in line for another provider
+                self._requeue.discard(job.id)
+                self.queue.push(job)
             self._wake.set()
             self._idle.set()
 
@@ -310,6 +318,9 @@ class JobEngine:
                 await self._succeed(job, result)
         except asyncio.CancelledError:
             raise
+        except _BackInLine:
+            self._requeue.add(job.id)
+            return
         except TimeoutError:
             await self._end(
                 job, JobState.EXPIRED, "The job took longer than the time limit; your credits were refunded."
@@ -360,7 +371,11 @@ class JobEngine:
                 slot = alternative
                 tried.add(slot.name)
                 continue
-            if isinstance(error, ProviderPermanentError) or attempt == self.config.max_attempts:
+            if isinstance(error, ProviderPermanentError):
+                if any(job.spec.model in other.provider.models for other in self.pool.slots if other.name not in tried):
+                    raise _BackInLine  # another provider serves the model but is busy right now
+                raise error
+            if attempt == self.config.max_attempts:
                 raise error
             tried = {slot.name}
             delay = self.pool.delay(attempt, retry_after)

@@ -42,8 +42,9 @@ _RESET_IN = re.compile(r"(?:resets in|available in)\s*~?\s*(\d+(?:\.\d+)?)\s*(?:
 
 
 def is_safety_refusal(message: str) -> bool:
+    """The cog's every-output-dropped failure, or Replicate's own sensitive-content refusal (E005)."""
     text = message.lower()
-    return "nsfw" in text or "safety" in text
+    return "nsfw" in text or "flagged as sensitive" in text
 
 
 def retry_after_seconds(header: str | None, detail: str = "", now: datetime | None = None) -> float | None:
@@ -161,8 +162,6 @@ class ReplicateProvider:
                 status=status,
                 operator=True,
             )
-        if is_safety_refusal(message):
-            raise ProviderBlockedError(message, provider=self.name, status=status)
         raise ProviderPermanentError(f"HTTP {status}: {message}", provider=self.name, status=status)
 
     def _prediction(self, answer: HttpAnswer, *, job_call: bool) -> dict[str, Any]:
@@ -180,8 +179,8 @@ class ReplicateProvider:
         error = body.get("error") if isinstance(body.get("error"), str) and body.get("error") else None
         if raw == "canceled":
             error = error or "the prediction was canceled"
-        metrics = body.get("metrics") if isinstance(body.get("metrics"), dict) else {}
-        assert isinstance(metrics, dict)
+        raw_metrics = body.get("metrics")
+        metrics: dict[str, Any] = raw_metrics if isinstance(raw_metrics, dict) else {}
         return ProviderStatus(
             state=state,
             error=error,

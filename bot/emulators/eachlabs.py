@@ -1,0 +1,498 @@
+"""A loopback emulator of Eachlabs' prediction API (create, get, cancel, the sync `run`) for flux-redux-schnell."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import math
+import re
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+from aiohttp import web
+from PIL import Image
+
+from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
+from bot.emulators.common import EmulatorConfig, EmulatorServer, Fault, json_error, lognormal_latency
+from bot.emulators.render import CONTENT_TYPES, render_image
+from bot.emulators.segmind import DEFAULT_FAILURE, NSFW_ERROR, Outcome, safety_dropped
+
+MODELS: Final = ("flux-redux-schnell",)
+# Dollars per execution (not per image), as the model page lists it.
+PRICE: Final = 0.003
+ROUTES: Final = ("create", "run", "get", "cancel", "file")
+
+STARTING: Final = "starting"
+PROCESSING: Final = "processing"
+SUCCESS: Final = "success"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+
+AUTH_ERROR: Final = "Invalid or missing API key"
+INVALID_INPUT: Final = "Invalid input for model"
+FILE_CACHE_SIZE: Final = 64
+_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
+
+
+class _InvalidInput(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    width: int
+    height: int
+    count: int
+    output_format: str
+    quality: int
+    seed: int | None
+    safety: bool
+    source: bytes
+
+
+@dataclass
+class Prediction:
+    """One created prediction; its status follows from the timestamps (all `time.monotonic()`)."""
+
+    id: str
+    model: str
+    input: dict[str, Any] = field(repr=False)
+    submitted_at: float
+    started_at: float
+    completes_at: float
+    expires_at: float
+    seed: int
+    width: int
+    height: int
+    output_format: str
+    quality: int
+    num_outputs: int
+    kept: tuple[int, ...]
+    error: str | None
+    cost: float
+    source: bytes = field(repr=False)
+    failed_status: str = FAILED
+    cancelled_at: float | None = None
+    expired: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.status_at(time.monotonic())
+
+    def status_at(self, now: float) -> str:
+        if self.cancelled_at is not None and now >= self.cancelled_at:
+            return CANCELLED
+        if now < self.started_at:
+            return STARTING
+        if now < self.completes_at:
+            return PROCESSING
+        return self.failed_status if self.error is not None else SUCCESS
+
+    @property
+    def inference_time(self) -> float:
+        return self.completes_at - self.started_at
+
+
+# Eachlabs' own example sends every number as a string, so each reader accepts both forms.
+
+
+def _int(inputs: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = inputs.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise _InvalidInput(f"{name} must be an integer") from None
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _InvalidInput(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise _InvalidInput(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _bool(inputs: dict[str, Any], name: str) -> bool:
+    value = inputs.get(name)
+    if value is None or value == "":
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise _InvalidInput(f"{name} must be a boolean")
+    return value
+
+
+def _choice(inputs: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = inputs.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise _InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _megapixels(value: object) -> Megapixels:
+    if value is None or value in ("1", 1):
+        return "1"
+    if value in ("0.25", 0.25) and not isinstance(value, bool):
+        return "0.25"
+    raise _InvalidInput("megapixels must be one of: 1, 0.25")
+
+
+def _decode_image(value: object) -> bytes:
+    if not isinstance(value, str) or not value.strip():
+        raise _InvalidInput("redux_image is required")
+    text = value.strip()
+    if text.startswith(("http://", "https://")):
+        raise _InvalidInput("redux_image: the image URL could not be downloaded")
+    header, sep, payload = text.partition(",")
+    if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
+        raise _InvalidInput("redux_image must be a URL or a base64 image data URI")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _InvalidInput("redux_image is not valid base64") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (64, 64))
+            image.load()
+    except Exception:
+        raise _InvalidInput("redux_image could not be read as an image") from None
+    return data
+
+
+def _plan(inputs: dict[str, Any]) -> _Plan:
+    aspect = _choice(inputs, "aspect_ratio", "1:1", ASPECT_RATIOS)
+    megapixels = _megapixels(inputs.get("megapixels"))
+    count = _int(inputs, "num_outputs", 1, 1, 4)
+    _int(inputs, "num_inference_steps", 4, 1, 4)
+    output_format = _choice(inputs, "output_format", "webp", ("webp", "jpg", "png"))
+    quality = _int(inputs, "output_quality", 80, 0, 100)
+    seed = _int(inputs, "seed", 0, 0, 2**32 - 1)
+    safety = not _bool(inputs, "disable_safety_checker")
+    source = _decode_image(inputs.get("redux_image"))
+    width, height = output_size(cast(AspectRatio, aspect), megapixels)
+    # The cog treats a falsy seed (None or 0) as "pick one".
+    return _Plan(width, height, count, output_format, quality, seed or None, safety, source)
+
+
+def _rate_headers(limit: int | None, seconds_from_now: float) -> dict[str, str]:
+    wait = max(1, math.ceil(seconds_from_now))
+    headers = {
+        "Retry-After": str(wait),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(math.ceil(time.time() + seconds_from_now)),
+    }
+    if limit is not None:
+        headers["X-RateLimit-Limit"] = str(limit)
+    return headers
+
+
+class EachlabsEmulator(EmulatorServer):
+    """Eachlabs on loopback: `/v1/prediction` create, get, cancel and run, plus `/files/...` outputs.
+
+    `numbers_as_strings` sends metrics as strings like the real API; `failed_status` picks between the
+    documented `failed` and the sample code's `error`; `output_list=False` gives a bare URL for one output.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        numbers_as_strings: bool = True,
+        failed_status: str = FAILED,
+        output_list: bool = True,
+    ) -> None:
+        super().__init__(config)
+        if failed_status not in (FAILED, "error"):
+            raise ValueError("failed_status must be 'failed' or 'error'")
+        self.numbers_as_strings = numbers_as_strings
+        self.failed_status = failed_status
+        self.output_list = output_list
+        self.predictions: dict[str, Prediction] = {}
+        self.balance: float | None = self.config.credits
+        self._outcomes: deque[Outcome] = deque()
+        self._files: OrderedDict[tuple[str, int], asyncio.Future[bytes]] = OrderedDict()
+
+    # -- test-facing controls --------------------------------------------------------------------
+
+    def next_outcome(
+        self,
+        failed: bool = True,
+        error: str = DEFAULT_FAILURE,
+        *,
+        latency: float | None = None,
+        dropped: set[int] | frozenset[int] | None = None,
+    ) -> None:
+        """Force the next prediction: failed with `error`, or (failed=False) a latency and safety drops.
+
+        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
+        """
+        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
+
+    def expire(self, prediction_id: str) -> None:
+        """Make the id answer 404 from now on, as after the retention period."""
+        self.predictions[prediction_id].expired = True
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._files:
+            await asyncio.gather(*self._files.values(), return_exceptions=True)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def build_routes(self, app: web.Application) -> None:
+        router = app.router
+        # The docs show no trailing slash, the model page shows one; both reach the same handler.
+        router.add_post("/v1/prediction", self.handler("create", self._create))
+        router.add_post("/v1/prediction/", self.handler("create", self._create))
+        router.add_post("/v1/prediction/run", self.handler("run", self._run))
+        router.add_get("/v1/prediction/{id}", self.handler("get", self._get))
+        router.add_post("/v1/prediction/{id}/cancel", self.handler("cancel", self._cancel))
+        router.add_get("/files/{id}/{name}", self.handler("file", self._file, api=False))
+
+    def authenticate(self, request: web.Request) -> web.Response | None:
+        # Header names are case-insensitive, which covers both documented spellings (X-API-Key, X-API-KEY).
+        key = request.headers.get("X-API-Key", "").strip()
+        if not key or (self.config.api_keys is not None and key not in self.config.api_keys):
+            return json_error(401, AUTH_ERROR)
+        return None
+
+    def rate_limit_response(self, retry_in: float) -> web.Response:
+        return json_error(429, "Rate limit exceeded", headers=_rate_headers(self.config.rpm, retry_in))
+
+    def fault_response(self, fault: Fault) -> web.Response:
+        if fault.status == 429 and fault.headers is None:
+            fault = Fault(
+                429,
+                fault.remaining,
+                fault.route,
+                fault.body or {"error": "Rate limit exceeded"},
+                _rate_headers(self.config.rpm, self.config.scaled(60.0)),
+                fault.raw,
+            )
+        return super().fault_response(fault)
+
+    # -- predictions -----------------------------------------------------------------------------
+
+    async def _new_prediction(self, request: web.Request, *, sync: bool) -> Prediction | web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return json_error(400, "Request body must be a JSON object")
+        model = body.get("model")
+        if not model:
+            return json_error(400, "model field is required")
+        if model not in MODELS:
+            return json_error(404, f"Model {model} not found")
+        inputs = body.get("input")
+        if not isinstance(inputs, dict):
+            return web.json_response({"error": INVALID_INPUT, "details": "input must be an object"}, status=400)
+        try:
+            plan = await asyncio.to_thread(_plan, inputs)
+        except _InvalidInput as exc:
+            return web.json_response({"error": INVALID_INPUT, "details": exc.message}, status=400)
+        if self.balance is not None and self.balance + 1e-9 < PRICE:
+            return json_error(402, f"Insufficient balance: {self.balance:.4f} left, a prediction costs {PRICE}")
+
+        submitted = self.now()
+        outcome = self._outcomes.popleft() if self._outcomes else None
+        error: str | None = None
+        if outcome is not None and outcome.failed:
+            error = outcome.error
+        elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
+            error = DEFAULT_FAILURE
+        # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
+        seed = plan.seed if plan.seed is not None else self.rng.randrange(65536)
+        kept: tuple[int, ...] = ()
+        if error is None:
+            if outcome is not None and outcome.dropped is not None:
+                dropped = outcome.dropped
+            elif plan.safety:
+                rate = self.config.safety_drop_rate
+                dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, rate))
+            else:
+                dropped = frozenset()
+            kept = tuple(i for i in range(plan.count) if i not in dropped)
+            if not kept:
+                error = NSFW_ERROR
+        if outcome is not None and outcome.latency is not None:
+            latency = outcome.latency
+        else:
+            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
+        started = submitted if sync else submitted + self.config.scaled(self.config.queue_seconds)
+        cost = PRICE if error is None else 0.0
+        if self.balance is not None:
+            self.balance = round(self.balance - cost, 6)
+        prediction = Prediction(
+            id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            model=str(model),
+            input=inputs,
+            submitted_at=submitted,
+            started_at=started,
+            completes_at=started + self.config.scaled(latency),
+            expires_at=submitted + self.config.scaled(self.config.ttl_seconds),
+            seed=seed,
+            width=plan.width,
+            height=plan.height,
+            output_format=plan.output_format,
+            quality=plan.quality,
+            num_outputs=plan.count,
+            kept=kept,
+            error=error,
+            cost=cost,
+            source=plan.source,
+            failed_status=self.failed_status,
+        )
+        self.predictions[prediction.id] = prediction
+        return prediction
+
+    def _lookup(self, request: web.Request) -> Prediction | web.Response:
+        prediction_id = request.match_info["id"]
+        prediction = self.predictions.get(prediction_id)
+        if prediction is None or prediction.expired or self.now() >= prediction.expires_at:
+            return json_error(404, f"Prediction {prediction_id} not found")
+        return prediction
+
+    def _number(self, value: float) -> float | str:
+        rounded = round(value, 3)
+        return f"{rounded:g}" if self.numbers_as_strings else rounded
+
+    def _output(self, prediction: Prediction) -> str | list[str]:
+        urls = [
+            f"{self.base_url}/files/{prediction.id}/out-{index}.{prediction.output_format}" for index in prediction.kept
+        ]
+        return urls[0] if len(urls) == 1 and not self.output_list else urls
+
+    def _view(self, prediction: Prediction) -> dict[str, Any]:
+        status = prediction.status_at(self.now())
+        base = f"{self.base_url}/v1/prediction/{prediction.id}"
+        body: dict[str, Any] = {
+            "id": prediction.id,
+            "input": prediction.input,
+            "status": status,
+            "output": self._output(prediction) if status == SUCCESS else None,
+            "logs": None,
+            "metrics": {},
+            "urls": {"cancel": f"{base}/cancel", "get": base},
+        }
+        if status == SUCCESS:
+            body["metrics"] = {
+                "predict_time": self._number(prediction.inference_time),
+                "cost": self._number(prediction.cost),
+            }
+        elif status == prediction.failed_status:
+            body["error"] = prediction.error
+            body["logs"] = f"Using seed: {prediction.seed}\n{prediction.error}"
+            body["metrics"] = {"predict_time": self._number(prediction.inference_time)}
+        elif status == CANCELLED:
+            body["error"] = "Prediction was cancelled"
+        return body
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        prediction = await self._new_prediction(request, sync=False)
+        if isinstance(prediction, web.Response):
+            return prediction
+        return web.json_response(
+            {"status": "success", "message": "Prediction created successfully", "predictionID": prediction.id}
+        )
+
+    async def _run(self, request: web.Request) -> web.StreamResponse:
+        prediction = await self._new_prediction(request, sync=True)
+        if isinstance(prediction, web.Response):
+            return prediction
+        await asyncio.sleep(max(0.0, prediction.completes_at - self.now()))
+        failed = prediction.error is not None
+        return web.json_response(
+            {
+                "status": prediction.failed_status if failed else SUCCESS,
+                "message": "Prediction failed" if failed else "Prediction completed successfully",
+                "predictionID": prediction.id,
+                "output": None if failed else self._output(prediction),
+                "error": prediction.error,
+            }
+        )
+
+    async def _get(self, request: web.Request) -> web.StreamResponse:
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        return web.json_response(self._view(found))
+
+    async def _cancel(self, request: web.Request) -> web.StreamResponse:
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        now = self.now()
+        if found.status_at(now) in (STARTING, PROCESSING):
+            found.cancelled_at = now
+            # A cancelled prediction is not billed.
+            self._refund(found)
+            return web.json_response({"status": "success", "message": "Prediction cancelled successfully"})
+        # Cancelling a finished prediction changes nothing and is not an error.
+        return web.json_response({"status": "success", "message": f"Prediction already {found.status_at(now)}"})
+
+    def _refund(self, prediction: Prediction) -> None:
+        if self.balance is not None:
+            self.balance = round(self.balance + prediction.cost, 6)
+        prediction.cost = 0.0
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        prediction = self.predictions.get(request.match_info["id"])
+        match = _FILE_NAME.fullmatch(request.match_info["name"])
+        if prediction is None or match is None:
+            return json_error(404, "Not Found")
+        index, extension = int(match.group(1)), match.group(2)
+        if (
+            prediction.status_at(self.now()) != SUCCESS
+            or index not in prediction.kept
+            or extension != prediction.output_format
+        ):
+            return json_error(404, "Not Found")
+        key = (prediction.id, index)
+        future = self._files.get(key)
+        if future is None:
+            future = asyncio.ensure_future(
+                asyncio.to_thread(
+                    render_image,
+                    width=prediction.width,
+                    height=prediction.height,
+                    seed=prediction.seed,
+                    index=index,
+                    output_format=prediction.output_format,
+                    quality=prediction.quality,
+                    source=prediction.source,
+                )
+            )
+            self._files[key] = future
+            while len(self._files) > FILE_CACHE_SIZE:
+                oldest = next(iter(self._files))
+                if not self._files[oldest].done():
+                    break
+                del self._files[oldest]
+        else:
+            self._files.move_to_end(key)
+        # Shielded so one client hanging up mid-render does not cancel it for the others.
+        data = await asyncio.shield(future)
+        return web.Response(body=data, content_type=CONTENT_TYPES[extension])
+
+
+async def serve(port: int, config: EmulatorConfig) -> EachlabsEmulator:
+    """Start an emulator on 127.0.0.1:`port` and return it running."""
+    emulator = EachlabsEmulator(config)
+    await emulator.start(port=port)
+    return emulator
