@@ -82,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = sub.add_parser(
         "emulate", parents=[common], help="serve a local Segmind emulator, to try Fluxcord without spending money"
     )
-    emulate.add_argument("--port", type=int, default=8123)
+    emulate.add_argument("--port", type=int, default=8123, help="port of the first emulator; the next ones follow")
+    emulate.add_argument(
+        "--providers", default="segmind", help="comma-separated: segmind, replicate, eachlabs, onemin, or all"
+    )
     emulate.add_argument("--time-scale", type=float, default=0.25, help="multiply every latency (default 0.25)")
     emulate.add_argument("--rpm", type=int, default=None, help="requests-per-minute budget (default: none)")
     return parser
@@ -203,19 +206,41 @@ async def credits(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def emulate(args: argparse.Namespace) -> int:
-    from bot.emulators.common import EmulatorConfig
+    """Serve local provider emulators and print the settings that point Fluxcord at them."""
+    from bot.emulators.common import EmulatorConfig, EmulatorServer
+    from bot.emulators.eachlabs import EachlabsEmulator
+    from bot.emulators.onemin import OneMinEmulator
+    from bot.emulators.replicate import ReplicateEmulator
     from bot.emulators.segmind import SegmindEmulator
 
-    emulator = SegmindEmulator(EmulatorConfig(time_scale=args.time_scale, rpm=args.rpm))
-    root = await emulator.start(port=args.port)
-    print("Segmind emulator listening. Point Fluxcord at it with:")
-    print(f"  export FLUXCORD_SEGMIND_BASE_URL={root}")
-    print("  export FLUXCORD_SEGMIND_API_KEY=any-key")
-    sys.stdout.flush()
+    kinds: dict[str, type[EmulatorServer]] = {
+        "segmind": SegmindEmulator,
+        "replicate": ReplicateEmulator,
+        "eachlabs": EachlabsEmulator,
+        "onemin": OneMinEmulator,
+    }
+    names = list(kinds) if args.providers.strip() == "all" else [n.strip() for n in args.providers.split(",")]
+    unknown = [name for name in names if name not in kinds]
+    if unknown:
+        raise CliError(f"Unknown provider {unknown[0]!r}; choose from {', '.join(kinds)} or all.")
+    started: list[EmulatorServer] = []
+    lines = [f"export FLUXCORD_PROVIDERS={','.join(names)}"]
     try:
+        for offset, name in enumerate(names):
+            emulator = kinds[name](EmulatorConfig(time_scale=args.time_scale, rpm=args.rpm))
+            root = await emulator.start(port=args.port + offset)
+            started.append(emulator)
+            lines.append(f"export FLUXCORD_{name.upper()}_BASE_URL={root} FLUXCORD_{name.upper()}_API_KEY=any-key")
+            if isinstance(emulator, OneMinEmulator):
+                lines.append(f"export FLUXCORD_ONEMIN_ASSET_BASE_URL={emulator.asset_base_url}")
+        print("Provider emulators listening. Point Fluxcord at them with:")
+        for line in lines:
+            print(f"  {line}")
+        sys.stdout.flush()
         await asyncio.Event().wait()
     finally:
-        await emulator.stop()
+        for emulator in started:
+            await emulator.stop()
     return EXIT_OK
 
 

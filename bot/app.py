@@ -19,6 +19,10 @@ from bot.jobs.notifier import JobNotifier
 from bot.jobs.pool import ProviderSlot
 from bot.jobs.service import GenerationService
 from bot.jobs.timing import PollPlanner
+from bot.providers.base import Provider
+from bot.providers.eachlabs import EachlabsProvider
+from bot.providers.onemin import OneMinProvider
+from bot.providers.replicate import ReplicateProvider
 from bot.providers.segmind import SegmindProvider
 from bot.settings import Settings
 from storage.db import Database
@@ -61,6 +65,38 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def build_provider(name: str, settings: Settings, http: aiohttp.ClientSession, key: str) -> Provider:
+    cap, timeout = settings.max_output_bytes, settings.request_timeout
+    if name == "segmind":
+        return SegmindProvider(
+            http, api_key=key, base_url=settings.segmind_base_url, timeout=timeout, max_output_bytes=cap
+        )
+    if name == "replicate":
+        return ReplicateProvider(
+            http,
+            api_key=key,
+            base_url=settings.replicate_base_url,
+            timeout=timeout,
+            max_output_bytes=cap,
+            wait_seconds=settings.replicate_wait_seconds,
+        )
+    if name == "eachlabs":
+        return EachlabsProvider(
+            http, api_key=key, base_url=settings.eachlabs_base_url, timeout=timeout, max_output_bytes=cap
+        )
+    if name == "onemin":
+        # One blocking call renders the images: it needs far longer than a status request.
+        return OneMinProvider(
+            http,
+            api_key=key,
+            base_url=settings.onemin_base_url,
+            asset_base_url=settings.onemin_asset_base_url,
+            timeout=max(120.0, timeout),
+            max_output_bytes=cap,
+        )
+    raise ValueError(f"unknown provider {name!r}")
+
+
 def build_providers(settings: Settings, http: aiohttp.ClientSession) -> list[ProviderSlot]:
     """One slot per configured provider with a key, in the operator's order."""
     slots: list[ProviderSlot] = []
@@ -68,16 +104,8 @@ def build_providers(settings: Settings, http: aiohttp.ClientSession) -> list[Pro
         key = settings.provider_key(name)
         if not key:
             continue
-        if name == "segmind":
-            provider = SegmindProvider(
-                http,
-                api_key=key,
-                base_url=settings.segmind_base_url,
-                timeout=settings.request_timeout,
-                max_output_bytes=settings.max_output_bytes,
-            )
-            gate = ProviderGate(concurrency=settings.segmind_concurrency, rpm=settings.segmind_rpm)
-            slots.append(ProviderSlot(provider, gate))
+        gate = ProviderGate(concurrency=getattr(settings, f"{name}_concurrency"), rpm=getattr(settings, f"{name}_rpm"))
+        slots.append(ProviderSlot(build_provider(name, settings, http, key), gate))
     return slots
 
 

@@ -53,6 +53,25 @@ class Settings(BaseSettings):
     segmind_base_url: str = "https://api.segmind.com"
     segmind_concurrency: int = Field(default=10, ge=1)
     segmind_rpm: int = Field(default=50, ge=1)
+    replicate_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("REPLICATE_API_TOKEN", "FLUXCORD_REPLICATE_API_KEY", "REPLICATE_API_TOKEN"),
+    )
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_concurrency: int = Field(default=10, ge=1)
+    replicate_rpm: int = Field(default=600, ge=1)
+    replicate_wait_seconds: int = Field(default=10, ge=0, le=60)
+    eachlabs_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("EACHLABS_API_KEY", "EACHLABS_API_KEY")
+    )
+    eachlabs_base_url: str = "https://api.eachlabs.ai"
+    eachlabs_concurrency: int = Field(default=10, ge=1)
+    eachlabs_rpm: int = Field(default=60, ge=1)
+    onemin_api_key: SecretStr | None = Field(default=None, validation_alias=_env("ONEMIN_API_KEY", "ONEMIN_API_KEY"))
+    onemin_base_url: str = "https://api.1min.ai"
+    onemin_asset_base_url: str = "https://asset.1min.ai"
+    onemin_concurrency: int = Field(default=4, ge=1)
+    onemin_rpm: int = Field(default=60, ge=1)
 
     # Requests to providers
     request_timeout: float = Field(default=30.0, gt=0)
@@ -128,7 +147,10 @@ class Settings(BaseSettings):
             )
         configured = [name for name in self.providers if self.provider_key(name)]
         if not configured:
-            problems.append("No provider key is set: set FLUXCORD_SEGMIND_API_KEY (or SEGMIND_API_KEY).")
+            problems.append(
+                "No provider key is set for FLUXCORD_PROVIDERS: set FLUXCORD_SEGMIND_API_KEY (or SEGMIND_API_KEY), "
+                "REPLICATE_API_TOKEN, EACHLABS_API_KEY or ONEMIN_API_KEY, and list the provider."
+            )
         unknown = [name for name in self.providers if name not in KNOWN_PROVIDERS]
         if unknown:
             problems.append(
@@ -138,12 +160,13 @@ class Settings(BaseSettings):
         return problems
 
     def provider_key(self, name: str) -> str | None:
-        if name == "segmind":
-            return _secret(self.segmind_api_key)
-        return None
+        if name not in KNOWN_PROVIDERS:
+            return None
+        value: SecretStr | None = getattr(self, f"{name}_api_key")
+        return _secret(value)
 
 
-KNOWN_PROVIDERS = ("segmind",)
+KNOWN_PROVIDERS = ("segmind", "replicate", "eachlabs", "onemin")
 
 
 def _secret(value: SecretStr | None) -> str | None:

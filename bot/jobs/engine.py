@@ -415,7 +415,8 @@ class JobEngine:
         assert job.provider_job_id is not None and job.submitted_at is not None
         provider = slot.provider
         history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
-        expected = self.planner.expected(job.spec, history)
+        expect = self.planner.expectation(job.spec, history)
+        expected = expect.median
         self._expected[job.spec.model] = expected
         polls = 0
         while True:
@@ -426,8 +427,10 @@ class JobEngine:
                     Progress(job.state, provider=provider.name, elapsed_seconds=elapsed, expected_seconds=expected),
                 )
             )
+            gate = slot.gate
+            budget_interval = gate.in_flight / gate.rate if gate.rate else None
             await asyncio.sleep(
-                self.planner.next_delay(elapsed=elapsed, expected=expected, polls=polls, learned=bool(history))
+                self.planner.next_delay(elapsed=elapsed, expect=expect, polls=polls, budget_interval=budget_interval)
             )
             polls += 1
             status = await self.pool.call(job, slot, provider.status, job.provider_job_id)

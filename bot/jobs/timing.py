@@ -1,9 +1,10 @@
-"""Backoff for retries and the polling plan learned from recent jobs."""
+"""Backoff for retries, and when to poll: learned from how long recent jobs took at the provider."""
 
 from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.requests import GenerationSpec, ModelId
@@ -14,6 +15,8 @@ DEFAULT_EXPECTED_SECONDS: dict[ModelId, float] = {
     ModelId.REDUX_DEV: 15.8,
     ModelId.SCHNELL: 10.1,
 }
+#: recent durations needed before their spread is trusted
+MIN_HISTORY = 5
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
@@ -22,33 +25,76 @@ def backoff(attempt: int, *, base: float, cap: float, rng: random.Random, retry_
     return max(delay, retry_after or 0.0)
 
 
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile of an ascending sequence."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = q * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """How long a job is expected to take: the median and, once learned, the spread."""
+
+    median: float
+    soon: float  # 40th percentile: past it, most jobs finish within a short interval of each poll
+    mostly: float  # 80th percentile: by then most jobs are done
+    late: float  # 95th percentile: beyond it a job is running long
+    learned: bool
+
+
 @dataclass
 class PollPlanner:
-    """When to ask a provider about a job: first near its expected completion, then at short intervals."""
+    """When to ask a provider about a job.
+
+    With no request budget the aim is a short detection delay for few requests: the first poll goes at
+    the 40th percentile of recent durations, then one every `min_interval`, so most jobs are seen within
+    one interval of finishing and the median job takes two status requests. Under a request budget the
+    first poll goes at the 80th percentile and later ones are spaced by what the budget leaves per
+    running job. Jobs running past the 95th percentile are polled less and less often.
+    """
 
     min_interval: float
     max_interval: float
     defaults: dict[ModelId, float] = field(default_factory=lambda: dict(DEFAULT_EXPECTED_SECONDS))
-    first_poll_fraction: float = 0.9
 
-    def expected(self, spec: GenerationSpec, history: list[float]) -> float:
-        """Median of recent durations of the same model at the same provider, or the published average."""
-        if history:
-            return statistics.median(history)
-        return self.defaults[spec.model]
+    def expectation(self, spec: GenerationSpec, history: Sequence[float]) -> Expectation:
+        if len(history) >= MIN_HISTORY:
+            ordered = sorted(history)
+            return Expectation(
+                median=statistics.median(ordered),
+                soon=quantile(ordered, 0.4),
+                mostly=quantile(ordered, 0.8),
+                late=quantile(ordered, 0.95),
+                learned=True,
+            )
+        median = statistics.median(history) if history else self.defaults[spec.model]
+        return Expectation(median=median, soon=median * 0.9, mostly=median * 1.2, late=median * 1.5, learned=False)
 
-    def next_delay(self, *, elapsed: float, expected: float, polls: int, learned: bool = True) -> float:
-        """Seconds to wait before the next status request.
+    def expected(self, spec: GenerationSpec, history: Sequence[float]) -> float:
+        return self.expectation(spec, history).median
 
-        With a learned expectation the first poll goes just before it. Without history (a published
-        average that may not fit this deployment) the wait is split into quarters, so a provider much
-        faster than advertised is noticed early.
-        """
-        first = expected * self.first_poll_fraction
-        if elapsed < first and (polls == 0 or not learned):
-            step = first - elapsed if learned else max(self.min_interval, expected / 4)
-            return min(first - elapsed, step)
-        # Past the expectation, ask often at first and back off the longer a job runs over.
-        overdue = max(0.0, elapsed - first)
-        interval = max(self.min_interval, expected * 0.05) + overdue * 0.25
-        return min(self.max_interval, interval)
+    def next_delay(
+        self, *, elapsed: float, expect: Expectation, polls: int, budget_interval: float | None = None
+    ) -> float:
+        """Seconds to wait before the next status request."""
+        if not expect.learned:
+            # A published average may not fit this deployment: probe in quarters of it.
+            first = expect.median * 0.9
+            if elapsed < first:
+                return min(first - elapsed, max(self.min_interval, expect.median / 4))
+            return self._late(elapsed, expect, self.min_interval)
+        if budget_interval is None:
+            first, interval = expect.soon, self.min_interval
+        else:
+            first, interval = expect.mostly, max(self.min_interval, budget_interval)
+        if polls == 0 and elapsed < first:
+            return first - elapsed
+        return self._late(elapsed, expect, interval)
+
+    def _late(self, elapsed: float, expect: Expectation, interval: float) -> float:
+        overdue = max(0.0, elapsed - expect.late)
+        return min(self.max_interval, max(interval, interval + overdue * 0.25))

@@ -218,8 +218,8 @@ class ReplicateProvider:
         job_id = body.get("id")
         if not isinstance(job_id, str) or not job_id:
             raise ProviderTransientError("the create answer has no prediction id", provider=self.name)
-        # Only a waited create can be trusted to be final; `processing` there still means "poll".
-        if not self.wait_seconds or body.get("status") != "succeeded":
+        # Only `succeeded` carries outputs; anything else, `processing` on a waited create included, is polled.
+        if body.get("status") != "succeeded":
             return Submission(job_id=job_id)
         try:
             result = await self._download(job_id, body, self._status_from(body))

@@ -46,8 +46,8 @@ def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(2)]
-        assert f"export FLUXCORD_SEGMIND_BASE_URL=http://127.0.0.1:{port}" in lines[1]
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert f"export FLUXCORD_SEGMIND_BASE_URL=http://127.0.0.1:{port}" in lines[2]
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
