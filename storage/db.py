@@ -88,18 +88,17 @@ class Database:
         """The read connection, for code written against a connection (sees only committed data)."""
         yield self._reader
 
+    # Each read runs and finishes in one call on the connection's thread: a cursor left open across an
+    # await keeps SQLite's read snapshot pinned, and other reads interleaved with it would see old data.
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            row: aiosqlite.Row | None = await cursor.fetchone()
-            return row
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
 
 async def fetchone(conn: Conn, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-    """Read one row inside a transaction (sees the transaction's own writes)."""
-    async with conn.execute(sql, params) as cursor:
-        row: aiosqlite.Row | None = await cursor.fetchone()
-        return row
+    """Read one row with `conn` (inside a transaction it sees the transaction's own writes)."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)

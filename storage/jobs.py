@@ -299,7 +299,7 @@ class JobRepo:
         )
         return [_job(row) for row in rows]
 
-    async def recent_durations(self, *, provider: str, model: str, limit: int = 20) -> list[float]:
+    async def recent_durations(self, *, provider: str, model: str, limit: int = 200) -> list[float]:
         """How long the latest succeeded jobs took at the provider, newest first.
 
         The provider's own queue + inference time where it reports one: the time this process saw

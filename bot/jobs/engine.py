@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.core.errors import (
@@ -349,13 +350,18 @@ class JobEngine:
         new.breaker.begin()
         self._slot_of[job.id] = new
 
-    async def _submit(self, job: Job, slot: ProviderSlot, image: bytes | None) -> tuple[ProviderSlot, Submission]:
+    async def _submit(
+        self, job: Job, slot: ProviderSlot, image: bytes | None
+    ) -> tuple[ProviderSlot, Submission, datetime]:
         """Submit, failing over to the next provider that serves the model until one has accepted the job."""
         tried = {slot.name}
         for attempt in range(1, self.config.max_attempts + 1):
             await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + attempt)
             try:
-                return slot, await self.pool.once(slot, slot.provider.submit, job.spec, image)
+                # The job's age counts from when the request left: the provider's clock starts no earlier,
+                # so polls are never late even when answers queue up behind a busy event loop.
+                sent_at = self.clock.now()
+                return slot, await self.pool.once(slot, slot.provider.submit, job.spec, image), sent_at
             except ProviderTransientError as exc:
                 error: ProviderError = exc
                 retry_after = exc.retry_after
@@ -393,7 +399,7 @@ class JobEngine:
     async def _at_provider(self, job: Job, slot: ProviderSlot) -> ProviderResult | None:
         if job.state is JobState.QUEUED:
             image = await self.jobs.input_image(job.input_sha256) if job.input_sha256 else None
-            slot, submission = await self._submit(job, slot, image)
+            slot, submission, sent_at = await self._submit(job, slot, image)
             now = self.clock.now()
             moved = await self._shielded(
                 self.jobs.transition(
@@ -403,7 +409,7 @@ class JobEngine:
                     now=now,
                     provider=slot.name,
                     provider_job_id=submission.job_id,
-                    submitted_at=now.isoformat(),
+                    submitted_at=sent_at.isoformat(),
                 )
             )
             if not moved:  # cancelled while we were submitting

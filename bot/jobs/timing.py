@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ class Expectation:
     """How long a job is expected to take: the median and, once learned, the spread."""
 
     median: float
-    soon: float  # 40th percentile: past it, most jobs finish within a short interval of each poll
+    soon: float  # 40th percentile: past it, most jobs finish within a short interval of a poll
     mostly: float  # 80th percentile: by then most jobs are done
     late: float  # 95th percentile: beyond it a job is running long
     learned: bool
@@ -91,8 +92,12 @@ class PollPlanner:
             first, interval = expect.soon, self.min_interval
         else:
             first, interval = expect.mostly, max(self.min_interval, budget_interval)
-        if polls == 0 and elapsed < first:
-            return first - elapsed
+        if polls == 0:
+            return max(0.0, first - elapsed)
+        if elapsed < expect.late:
+            # On a fixed grid from the first poll, so request round trips do not stretch the interval.
+            steps = math.floor((elapsed - first) / interval) + 1
+            return max(0.0, first + steps * interval - elapsed)
         return self._late(elapsed, expect, interval)
 
     def _late(self, elapsed: float, expect: Expectation, interval: float) -> float:

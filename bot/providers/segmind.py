@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,8 @@ _STATES = {
     "COMPLETED": ProviderState.SUCCEEDED,
     "FAILED": ProviderState.FAILED,
 }
+#: finished result bodies kept between the poll that saw them and the result call
+_FINISHED_KEPT = 256
 # flux-schnell on Segmind takes width/height of 512–2048 only.
 _SCHNELL_MIN_SIDE = 512
 
@@ -84,6 +87,7 @@ class SegmindProvider:
         self.base_url = base_url.rstrip("/")
         self.max_output_bytes = max_output_bytes
         self._headers = {"x-api-key": api_key, "Accept": "application/json"}
+        self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # ------------------------------------------------------------------ vendor JSON
 
@@ -196,21 +200,34 @@ class SegmindProvider:
             queue_seconds=_number(metrics.get("queue_time")),
         )
 
-    async def status(self, job_id: str) -> ProviderStatus:
-        answer = await self.http.request("GET", f"{self.base_url}/v2/requests/{job_id}/status", headers=self._headers)
+    async def _request_body(self, job_id: str) -> dict[str, Any]:
+        """GET the job's response URL: its status while pending, status plus outputs once COMPLETED."""
+        answer = await self.http.request("GET", f"{self.base_url}/v2/requests/{job_id}", headers=self._headers)
         # A FAILED job is served as HTTP 422 with a normal status body.
         if answer.status == 422 and isinstance(answer.body, dict) and answer.body.get("status") == "FAILED":
-            return self._status_from(answer.body)
+            return answer.body
         if answer.status >= 300:
             self._raise_for(answer, job_call=True)
-        return self._status_from(self._json(answer))
+        return self._json(answer)
+
+    async def status(self, job_id: str) -> ProviderStatus:
+        # Polling the response URL instead of /status costs nothing extra while pending and saves the
+        # separate result request once the job is done (the body is kept for `result`).
+        body = await self._request_body(job_id)
+        status = self._status_from(body)
+        if status.state is ProviderState.SUCCEEDED:
+            self._finished[job_id] = body
+            while len(self._finished) > _FINISHED_KEPT:
+                self._finished.popitem(last=False)
+        return status
 
     async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
-        answer = await self.http.request("GET", f"{self.base_url}/v2/requests/{job_id}", headers=self._headers)
-        if answer.status >= 300:
-            self._raise_for(answer, job_call=True)
-        body = self._json(answer)
+        body = self._finished.pop(job_id, None) or await self._request_body(job_id)
         status = self._status_from(body)
+        if status.state is ProviderState.FAILED:
+            raise (ProviderBlockedError if status.blocked else ProviderPermanentError)(
+                status.error or "the job failed", provider=self.name, status=422
+            )
         if status.state is not ProviderState.SUCCEEDED:
             raise ProviderTransientError(f"the result is not ready ({body.get('status')})", provider=self.name)
         urls = _output_urls(body)

@@ -144,7 +144,7 @@ async def test_rpm_budget_429_is_rate_limited(session) -> None:  # type: ignore[
 
 
 async def test_500_then_success(session, emulator) -> None:  # type: ignore[no-untyped-def]
-    emulator.fail_next(500, route="status")
+    emulator.fail_next(500, route="result")
     adapter = provider(session, emulator)
     submission = await adapter.submit(vary_spec(), INPUT)
     with pytest.raises(ProviderTransientError) as caught:
@@ -154,7 +154,7 @@ async def test_500_then_success(session, emulator) -> None:  # type: ignore[no-u
 
 
 async def test_timeout_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
-    emulator.delay_next(1.0, route="status")
+    emulator.delay_next(1.0, route="result")
     adapter = provider(session, emulator, timeout=0.2)
     submission = await adapter.submit(vary_spec(), INPUT)
     with pytest.raises(ProviderTransientError, match="did not answer"):
