@@ -196,3 +196,32 @@ async def test_the_request_budget_is_never_exceeded(db: Database) -> None:
         times = sorted(r.at for r in emulator.requests if r.route != "file")
         assert all(sum(1 for t in times if start <= t < start + window) <= rpm for start in times)
         await asyncio.sleep(0)
+
+
+async def test_failover_over_real_http_from_segmind_503_to_replicate(db: Database) -> None:
+    from bot.emulators.replicate import ReplicateEmulator
+    from bot.providers.replicate import ReplicateProvider
+
+    fast = EmulatorConfig(latency_median=0.2, latency_sigma=0, queue_seconds=0.02)
+    async with SegmindEmulator(fast) as segmind, ReplicateEmulator(fast) as replicate, aiohttp.ClientSession() as http:
+        segmind.fail_next(503, route="submit")
+        engine = engine_with(
+            db,
+            ProviderSlot(
+                SegmindProvider(http, api_key="SG", base_url=segmind.base_url), ProviderGate(concurrency=2, rpm=None)
+            ),
+            ProviderSlot(
+                ReplicateProvider(http, api_key="r8", base_url=replicate.base_url),
+                ProviderGate(concurrency=2, rpm=None),
+            ),
+        )
+        job = await engine.submit(order("r"))
+        await engine.start()
+        await engine.run_until_idle()
+        await engine.stop()
+        done = await engine.jobs.get(job.id)
+        assert done is not None and done.state is JobState.SUCCEEDED and done.provider == "replicate"
+        assert [r.status for r in segmind.requests] == [503]
+        assert replicate.counts["create"] == 1
+        outputs = await engine.jobs.outputs(job.id)
+        assert [(o.width, o.height) for o in outputs] == [(512, 512)]
