@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 import time
@@ -347,3 +348,15 @@ class EmulatorServer:
         finally:
             route = request.get(ROUTE_KEY, OTHER_ROUTE)
             self.log.record(RecordedRequest(request.method, request.path, route, status, arrived))
+
+
+#: the cog's message when the safety checker dropped every output
+NSFW_ERROR = "All generated images contained NSFW content. Try running it again with a different prompt."
+
+
+def safety_dropped(seed: int, index: int, rate: float) -> bool:
+    """Whether the emulated safety checker drops output `index` of a job with `seed` (deterministic)."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"safety:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate

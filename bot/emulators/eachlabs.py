@@ -18,9 +18,17 @@ from aiohttp import web
 from PIL import Image
 
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
-from bot.emulators.common import EmulatorConfig, EmulatorServer, Fault, json_error, lognormal_latency
+from bot.emulators.common import (
+    NSFW_ERROR,
+    EmulatorConfig,
+    EmulatorServer,
+    Fault,
+    json_error,
+    lognormal_latency,
+    safety_dropped,
+)
 from bot.emulators.render import CONTENT_TYPES, render_image
-from bot.emulators.segmind import DEFAULT_FAILURE, NSFW_ERROR, Outcome, safety_dropped
+from bot.emulators.segmind import DEFAULT_FAILURE, Outcome
 
 MODELS: Final = ("flux-redux-schnell",)
 # Dollars per execution (not per image), as the model page lists it.

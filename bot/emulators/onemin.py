@@ -16,9 +16,9 @@ from aiohttp import BodyPartReader, web
 from PIL import Image
 
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
-from bot.emulators.common import EmulatorConfig, EmulatorServer, Fault, lognormal_latency
+from bot.emulators.common import NSFW_ERROR, EmulatorConfig, EmulatorServer, Fault, lognormal_latency, safety_dropped
 from bot.emulators.render import CONTENT_TYPES, render_image
-from bot.emulators.segmind import DEFAULT_FAILURE, NSFW_ERROR, Outcome, safety_dropped
+from bot.emulators.segmind import DEFAULT_FAILURE, Outcome
 
 VARIATOR: Final = "IMAGE_VARIATOR"
 GENERATOR: Final = "IMAGE_GENERATOR"

@@ -21,11 +21,13 @@ from PIL import Image
 
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
 from bot.emulators.common import (
+    NSFW_ERROR,
     EmulatorConfig,
     EmulatorServer,
     Fault,
     SlidingWindowLimiter,
     lognormal_latency,
+    safety_dropped,
 )
 from bot.emulators.render import CONTENT_TYPES, render_image
 
@@ -47,7 +49,6 @@ FAILED: Final = "failed"
 CANCELED: Final = "canceled"
 TERMINAL: Final = frozenset({SUCCEEDED, FAILED, CANCELED})
 
-NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it again with a different prompt."
 DEFAULT_FAILURE: Final = "Prediction interrupted; please retry (code: PA)"
 UNREADABLE_IMAGE_ERROR: Final = "cannot identify image file <_io.BytesIO object>"
 URL_INPUT_ERROR: Final = "The emulator cannot download redux_image from a URL; send a data URI."
@@ -62,14 +63,6 @@ PROBLEM_JSON: Final = "application/problem+json"
 # Rendered files kept in memory; older ones are rendered again on demand, to the same bytes.
 FILE_CACHE_SIZE: Final = 64
 _FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
-
-
-def safety_dropped(seed: int, index: int, rate: float) -> bool:
-    """Whether the emulated safety checker drops output `index` of a prediction with `seed`."""
-    if rate <= 0:
-        return False
-    digest = hashlib.sha256(f"safety:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import io
 import re
 import time
@@ -20,7 +19,15 @@ from aiohttp import web
 from PIL import Image
 
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
-from bot.emulators.common import EmulatorConfig, EmulatorServer, Fault, json_error, lognormal_latency
+from bot.emulators.common import (
+    NSFW_ERROR,
+    EmulatorConfig,
+    EmulatorServer,
+    Fault,
+    json_error,
+    lognormal_latency,
+    safety_dropped,
+)
 from bot.emulators.render import CONTENT_TYPES, render_image
 
 REDUX_SCHNELL: Final = "flux-redux-schnell"
@@ -38,7 +45,6 @@ FAILED: Final = "FAILED"
 
 MISSING_KEY_ERROR: Final = "Missing Authorization or x-api-key in header"
 INVALID_KEY_ERROR: Final = "Unauthorized. API key is invalid or may have expired. Please check your API key."
-NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it again with a different prompt."
 DEFAULT_FAILURE: Final = "Prediction failed: the worker crashed while generating. Please try again."
 # Reported as the balance when the config sets no credit limit, so response shapes never change.
 UNLIMITED_BALANCE: Final = 1_000_000.0
@@ -47,14 +53,6 @@ UNLIMITED_BALANCE: Final = 1_000_000.0
 FILE_CACHE_SIZE: Final = 64
 SCHEDULERS: Final = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform")
 _FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
-
-
-def safety_dropped(seed: int, index: int, rate: float) -> bool:
-    """Whether the emulated safety checker drops output `index` of a job with `seed`."""
-    if rate <= 0:
-        return False
-    digest = hashlib.sha256(f"safety:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
 @dataclass(frozen=True, slots=True)

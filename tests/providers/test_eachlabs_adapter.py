@@ -17,9 +17,8 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, ModelId, VaryOptions
-from bot.emulators.common import EmulatorConfig
+from bot.emulators.common import NSFW_ERROR, EmulatorConfig
 from bot.emulators.eachlabs import EachlabsEmulator
-from bot.emulators.segmind import NSFW_ERROR
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus
 from bot.providers.eachlabs import EachlabsProvider, retry_after_seconds
 from tests.conftest import make_png

@@ -16,9 +16,8 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, ModelId, VaryOptions
-from bot.emulators.common import EmulatorConfig
+from bot.emulators.common import NSFW_ERROR, EmulatorConfig
 from bot.emulators.onemin import OneMinEmulator
-from bot.emulators.segmind import NSFW_ERROR
 from bot.providers.base import ProviderResult, ProviderState
 from bot.providers.onemin import RESULT_CACHE_SIZE, OneMinProvider, retry_after_seconds
 from tests.conftest import make_png

@@ -17,8 +17,8 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.replicate import NSFW_ERROR, ReplicateEmulator
+from bot.emulators.common import NSFW_ERROR, EmulatorConfig
+from bot.emulators.replicate import ReplicateEmulator
 from bot.providers.base import ProviderResult, ProviderState
 from bot.providers.replicate import ReplicateProvider, retry_after_seconds
 from tests.conftest import make_png

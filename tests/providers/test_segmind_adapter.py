@@ -17,8 +17,8 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.segmind import NSFW_ERROR, SegmindEmulator
+from bot.emulators.common import NSFW_ERROR, EmulatorConfig
+from bot.emulators.segmind import SegmindEmulator
 from bot.providers.base import ProviderResult, ProviderState
 from bot.providers.segmind import SegmindProvider, reset_seconds
 from tests.conftest import make_png
