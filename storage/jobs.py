@@ -299,17 +299,20 @@ class JobRepo:
         )
         return [_job(row) for row in rows]
 
-    async def recent_durations(self, *, provider: str, model: str, limit: int = 200) -> list[float]:
-        """How long the latest succeeded jobs took at the provider, newest first.
+    async def recent_durations(
+        self, *, provider: str, model: str, megapixels: str | None = None, limit: int = 200
+    ) -> list[float]:
+        """How long the latest succeeded jobs took at the provider, newest first (of one output size, if given).
 
         The provider's own queue + inference time where it reports one: the time this process saw
         includes its own polling delay, and learning from that would only ever push polls later.
         """
+        size = "AND json_extract(spec, '$.megapixels') = ?" if megapixels is not None else ""
         rows = await self.db.fetchall(
-            """SELECT submitted_at, finished_at, provider_ms FROM jobs
-               WHERE provider = ? AND model = ? AND state = 'succeeded' AND submitted_at IS NOT NULL
+            f"""SELECT submitted_at, finished_at, provider_ms FROM jobs
+               WHERE provider = ? AND model = ? AND state = 'succeeded' AND submitted_at IS NOT NULL {size}
                ORDER BY finished_at DESC LIMIT ?""",
-            (provider, model, limit),
+            (provider, model, *([megapixels] if megapixels is not None else []), limit),
         )
         return [
             r["provider_ms"] / 1000

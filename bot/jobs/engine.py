@@ -29,7 +29,7 @@ from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.pool import ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
-from bot.jobs.timing import PollPlanner, backoff
+from bot.jobs.timing import MIN_HISTORY, PollPlanner, backoff
 from bot.providers.base import ProviderResult, ProviderState, Submission
 from storage.jobs import JobRepo, NewJob
 
@@ -420,7 +420,12 @@ class JobEngine:
                 return submission.result
         assert job.provider_job_id is not None and job.submitted_at is not None
         provider = slot.provider
-        history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
+        # Learned per provider, model and output size; other sizes stand in until a size has its own history.
+        history = await self.jobs.recent_durations(
+            provider=provider.name, model=job.spec.model.value, megapixels=job.spec.megapixels
+        )
+        if len(history) < MIN_HISTORY:
+            history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
         expect = self.planner.expectation(job.spec, history)
         expected = expect.median
         self._expected[job.spec.model] = expected
