@@ -276,9 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems = settings.missing(need_discord=True)
             if problems:
                 raise CliError(" ".join(problems), EXIT_FAILED)
+            import discord
+
             from bot.app import run_bot
 
-            asyncio.run(run_bot(settings))
+            try:
+                asyncio.run(run_bot(settings))
+            except discord.LoginFailure:
+                raise CliError("Discord refused the bot token; copy it again from the developer portal.", 1) from None
             return EXIT_OK
         if command == "sync":
             return asyncio.run(sync(settings))

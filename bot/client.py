@@ -26,6 +26,8 @@ class FluxcordBot(commands.Bot):
     """Wired by the composition root; `setup_hook` does async wiring only."""
 
     def __init__(self, services: Services, notifier: DiscordNotifier, **options: Any) -> None:
+        # Fluxcord never joins voice: the warnings about missing voice libraries would only confuse.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         super().__init__(
             command_prefix=commands.when_mentioned,

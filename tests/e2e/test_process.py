@@ -101,3 +101,29 @@ async def test_python_m_bot_sync_registers_the_commands(
         assert discord_emu.commands["sync_count"] == expected
     assert not discord_emu.ready.is_set()  # it never opened the gateway
     assert segmind.requests == []
+
+
+async def test_a_wrong_token_gets_one_sentence(tmp_path: Path, discord_emu: DiscordEmulator) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLUXCORD_")}
+    env.update(
+        FLUXCORD_DISCORD_TOKEN="not-the-token",
+        FLUXCORD_SEGMIND_API_KEY="SG_test",
+        FLUXCORD_DISCORD_API_BASE=discord_emu.api_base,
+        FLUXCORD_DISCORD_GATEWAY_URL=discord_emu.gateway_url,
+        FLUXCORD_DATABASE=str(tmp_path / "bot.db"),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, errors = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert errors.decode().strip().splitlines()[-1] == (
+        "Discord refused the bot token; copy it again from the developer portal."
+    )
+    assert "not-the-token" not in errors.decode()
