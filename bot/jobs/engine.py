@@ -21,13 +21,14 @@ from bot.core.errors import (
     ProviderTransientError,
     UserError,
 )
-from bot.core.images import NormalizedImage, OutputImageError, check_output_async
-from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, StoredOutput, SystemClock
+from bot.core.images import NormalizedImage
+from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, SystemClock
 from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.notifier import JobNotifier, Progress
-from bot.jobs.pool import ProviderPool, ProviderSlot
+from bot.jobs.outputs import timings_ms, usable_outputs
+from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
 from bot.jobs.timing import MIN_HISTORY, PollPlanner, backoff
 from bot.providers.base import ProviderResult, ProviderState, Submission
@@ -71,10 +72,6 @@ class JobOrder:
     parent_job_id: str | None = None
     parent_index: int | None = None
     free: bool = False
-
-
-class _BackInLine(Exception):
-    """The job was accepted nowhere and should wait in the queue for a free provider."""
 
 
 class JobEngine:
@@ -319,7 +316,7 @@ class JobEngine:
                 await self._succeed(job, result)
         except asyncio.CancelledError:
             raise
-        except _BackInLine:
+        except NoProviderFreeError:
             self._requeue.add(job.id)
             return
         except TimeoutError:
@@ -353,48 +350,13 @@ class JobEngine:
     async def _submit(
         self, job: Job, slot: ProviderSlot, image: bytes | None
     ) -> tuple[ProviderSlot, Submission, datetime]:
-        """Submit, failing over to the next provider that serves the model until one has accepted the job."""
-        tried = {slot.name}
-        for attempt in range(1, self.config.max_attempts + 1):
+        async def count_attempt(attempt: int) -> None:
             await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + attempt)
-            try:
-                # The job's age counts from when the request left: the provider's clock starts no earlier,
-                # so polls are never late even when answers queue up behind a busy event loop.
-                sent_at = self.clock.now()
-                return slot, await self.pool.once(slot, slot.provider.submit, job.spec, image), sent_at
-            except ProviderTransientError as exc:
-                error: ProviderError = exc
-                retry_after = exc.retry_after
-            except ProviderPermanentError as exc:
-                if not exc.operator:
-                    raise
-                self.pool.disable(slot, exc)
-                error, retry_after = exc, None
-            alternative = self.pool.pick(job, exclude=frozenset(tried))
-            if alternative is not None:
-                log.warning("job=%s failing over from %s to %s: %s", job.id, slot.name, alternative.name, error.message)
-                self._move(job, slot, alternative)
-                slot = alternative
-                tried.add(slot.name)
-                continue
-            if isinstance(error, ProviderPermanentError):
-                if any(job.spec.model in other.provider.models for other in self.pool.slots if other.name not in tried):
-                    raise _BackInLine  # another provider serves the model but is busy right now
-                raise error
-            if attempt == self.config.max_attempts:
-                raise error
-            tried = {slot.name}
-            delay = self.pool.delay(attempt, retry_after)
-            log.warning(
-                "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
-                job.id,
-                slot.name,
-                attempt,
-                delay,
-                error.message,
-            )
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+
+        def move(old: ProviderSlot, new: ProviderSlot) -> None:
+            self._move(job, old, new)
+
+        return await self.pool.submit(job, slot, image, clock=self.clock, count_attempt=count_attempt, move=move)
 
     async def _at_provider(self, job: Job, slot: ProviderSlot) -> ProviderResult | None:
         if job.state is JobState.QUEUED:
@@ -469,33 +431,8 @@ class JobEngine:
         return job
 
     async def _succeed(self, job: Job, result: ProviderResult) -> None:
-        spec = job.spec
-        outputs: list[StoredOutput] = []
-        for data in result.images[: spec.count]:
-            try:
-                image = await check_output_async(
-                    data,
-                    expected_size=spec.size,
-                    expected_format=spec.output_format,
-                    quality=spec.quality,
-                    max_pixels=self.config.output_max_pixels,
-                )
-            except OutputImageError as exc:
-                log.warning("job=%s provider=%s dropped an output that is not an image: %s", job.id, job.provider, exc)
-                continue
-            if (image.width, image.height) != spec.size:
-                log.warning("job=%s output is %dx%d, expected %dx%d", job.id, image.width, image.height, *spec.size)
-            outputs.append(StoredOutput(len(outputs), image.data, image.format, image.width, image.height))
-        if not outputs:
-            if not result.images:
-                raise ProviderBlockedError("every image was removed by the safety filter", provider=job.provider or "")
-            raise ProviderPermanentError("the provider returned no usable image", provider=job.provider or "")
-        inference_ms = round(result.inference_seconds * 1000) if result.inference_seconds is not None else None
-        provider_ms = (
-            round((result.inference_seconds + (result.queue_seconds or 0.0)) * 1000)
-            if result.inference_seconds is not None
-            else None
-        )
+        outputs = await usable_outputs(job, result, max_pixels=self.config.output_max_pixels)
+        inference_ms, provider_ms = timings_ms(result)
         if await self._shielded(
             self.jobs.finish(
                 job.id,

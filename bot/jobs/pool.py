@@ -7,19 +7,24 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.core.errors import ProviderPermanentError, ProviderTransientError
-from bot.core.jobs import Job
+from bot.core.errors import ProviderError, ProviderPermanentError, ProviderTransientError
+from bot.core.jobs import Clock, Job
 from bot.jobs.circuit import CircuitBreaker
 from bot.jobs.gate import ProviderGate
 from bot.jobs.timing import backoff
-from bot.providers.base import Provider
+from bot.providers.base import Provider, Submission
 from bot.providers.http import HttpClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class NoProviderFreeError(Exception):
+    """The job was accepted nowhere and should wait in the queue for a provider with room."""
 
 
 @dataclass(slots=True)
@@ -116,6 +121,62 @@ class ProviderPool:
                     exc.message,
                 )
                 await asyncio.sleep(delay)
+
+    async def submit(
+        self,
+        job: Job,
+        slot: ProviderSlot,
+        image: bytes | None,
+        *,
+        clock: Clock,
+        count_attempt: Callable[[int], Awaitable[None]],
+        move: Callable[[ProviderSlot, ProviderSlot], None],
+    ) -> tuple[ProviderSlot, Submission, datetime]:
+        """Submit, failing over to the next provider that serves the model until one has accepted the job.
+
+        Returns the provider that accepted it, its answer, and when the accepted request was sent.
+        """
+        tried = {slot.name}
+        for attempt in range(1, self.max_attempts + 1):
+            await count_attempt(attempt)
+            try:
+                # The job's age counts from when the request left: the provider's clock starts no earlier,
+                # so polls are never late even when answers queue up behind a busy event loop.
+                sent_at = clock.now()
+                return slot, await self.once(slot, slot.provider.submit, job.spec, image), sent_at
+            except ProviderTransientError as exc:
+                error: ProviderError = exc
+                retry_after = exc.retry_after
+            except ProviderPermanentError as exc:
+                if not exc.operator:
+                    raise
+                self.disable(slot, exc)
+                error, retry_after = exc, None
+            alternative = self.pick(job, exclude=frozenset(tried))
+            if alternative is not None:
+                log.warning("job=%s failing over from %s to %s: %s", job.id, slot.name, alternative.name, error.message)
+                move(slot, alternative)
+                slot = alternative
+                tried.add(slot.name)
+                continue
+            if isinstance(error, ProviderPermanentError):
+                if any(job.spec.model in other.provider.models for other in self.slots if other.name not in tried):
+                    raise NoProviderFreeError  # another provider serves the model but is busy right now
+                raise error
+            if attempt == self.max_attempts:
+                raise error
+            tried = {slot.name}
+            delay = self.delay(attempt, retry_after)
+            log.warning(
+                "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
+                job.id,
+                slot.name,
+                attempt,
+                delay,
+                error.message,
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     def disable(self, slot: ProviderSlot, exc: ProviderPermanentError) -> None:
         """A provider that needs the operator (bad key, out of credits) is skipped for a while, said loudly once."""
