@@ -1,4 +1,8 @@
-"""Fair order for queued jobs: round-robin across members, so one member's backlog never blocks another."""
+"""Fair order for queued jobs: members of a server take turns, and servers take turns.
+
+One member's backlog never holds back another member's first job, and one busy server never holds
+back a quiet one.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ MemberKey = tuple[int, int]
 
 
 class FairQueue:
-    """Queued jobs grouped by (server, member); `pop` serves members in turn, oldest job first."""
+    """Queued jobs by server, then member; `pop` serves the next server's next member, oldest job first."""
 
     def __init__(self) -> None:
-        self._members: OrderedDict[MemberKey, deque[Job]] = OrderedDict()
+        self._servers: OrderedDict[int, OrderedDict[int, deque[Job]]] = OrderedDict()
         self._ids: set[str] = set()
 
     def __len__(self) -> int:
@@ -27,43 +31,61 @@ class FairQueue:
         if job.id in self._ids:
             return
         self._ids.add(job.id)
-        self._members.setdefault((job.guild_id, job.user_id), deque()).append(job)
+        members = self._servers.setdefault(job.guild_id, OrderedDict())
+        members.setdefault(job.user_id, deque()).append(job)
+
+    def _take(self, job: Job) -> None:
+        members = self._servers[job.guild_id]
+        jobs = members[job.user_id]
+        jobs.remove(job)
+        self._ids.discard(job.id)
+        del members[job.user_id]
+        if jobs:
+            members[job.user_id] = jobs  # back of the server's line
+        del self._servers[job.guild_id]
+        if members:
+            self._servers[job.guild_id] = members  # back of the line of servers
 
     def remove(self, job_id: str) -> bool:
         if job_id not in self._ids:
             return False
-        self._ids.discard(job_id)
-        for key, jobs in list(self._members.items()):
-            for job in jobs:
-                if job.id == job_id:
-                    jobs.remove(job)
-                    if not jobs:
-                        del self._members[key]
-                    return True
+        for members in self._servers.values():
+            for jobs in members.values():
+                for job in jobs:
+                    if job.id == job_id:
+                        jobs.remove(job)
+                        self._ids.discard(job_id)
+                        self._prune()
+                        return True
         return False
 
+    def _prune(self) -> None:
+        for guild_id, members in list(self._servers.items()):
+            for user_id, jobs in list(members.items()):
+                if not jobs:
+                    del members[user_id]
+            if not members:
+                del self._servers[guild_id]
+
     def pop(self, eligible: Callable[[Job], bool] = lambda job: True) -> Job | None:
-        """The next member's oldest eligible job; that member then goes to the back of the line."""
-        for key in list(self._members):
-            jobs = self._members[key]
-            for job in jobs:
-                if eligible(job):
-                    jobs.remove(job)
-                    self._ids.discard(job.id)
-                    del self._members[key]
-                    if jobs:
-                        self._members[key] = jobs  # re-inserted at the end: the next member goes first
-                    return job
+        """The next eligible job in fair order; its member and server then go to the back of their lines."""
+        for job in self.order():
+            if eligible(job):
+                self._take(job)
+                return job
         return None
 
     def order(self) -> Iterator[Job]:
         """Jobs in the order `pop` would serve them (assuming all eligible)."""
-        queues = [deque(jobs) for jobs in self._members.values()]
-        while queues:
-            for q in list(queues):
-                yield q.popleft()
-                if not q:
-                    queues.remove(q)
+        servers = [[deque(jobs) for jobs in members.values()] for members in self._servers.values()]
+        while servers:
+            for members in list(servers):
+                queue = members.pop(0)
+                yield queue.popleft()
+                if queue:
+                    members.append(queue)
+                if not members:
+                    servers.remove(members)
 
     def position(self, job_id: str) -> int | None:
         """1-based place in line, or None if the job is not queued."""
