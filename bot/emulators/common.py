@@ -1,4 +1,5 @@
-"""Pieces every provider emulator shares: configuration, fault injection, a request log, an RPM limiter."""
+"""Pieces every provider emulator shares: configuration, fault injection, a request log, an RPM limiter,
+forced outcomes, the per-job decision, input readers and the rendered-file cache."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+import uuid
+from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Final, Generic, NamedTuple, Protocol, Self, TypeVar
 
 from aiohttp import web
+
+from bot.core.sizes import Megapixels
+from bot.emulators.render import CONTENT_TYPES, render_image
 
 ANY_ROUTE = "any"
 OTHER_ROUTE = "other"
@@ -360,3 +366,296 @@ def safety_dropped(seed: int, index: int, rate: float) -> bool:
         return False
     digest = hashlib.sha256(f"safety:{seed}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+#: the failure a job gets from `failure_rate` or a bare `next_outcome()`, unless the emulator words it otherwise
+DEFAULT_FAILURE: Final = "Prediction failed: the worker crashed while generating. Please try again."
+# Rendered files kept in memory; older ones are rendered again on demand, to the same bytes.
+FILE_CACHE_SIZE: Final = 64
+_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A forced result for the next job created: failure, a fixed latency, or chosen safety drops."""
+
+    failed: bool = True
+    error: str = DEFAULT_FAILURE
+    latency: float | None = None
+    dropped: frozenset[int] | None = None
+
+
+class Decision(NamedTuple):
+    """What a new job does: its error (None on success), the outputs it keeps, its latency and its seed."""
+
+    error: str | None
+    kept: tuple[int, ...]
+    latency: float
+    seed: int
+
+
+def decide(
+    rng: random.Random,
+    config: EmulatorConfig,
+    outcome: Outcome | None,
+    *,
+    count: int,
+    safety: bool,
+    seed: int | None,
+    default_error: str,
+    error: str | None = None,
+    latency: float | None = None,
+) -> Decision:
+    """Decide a new job: `error`/`latency` given here win over the forced `outcome`, which wins over chance.
+
+    The rng is drawn in a fixed order (failure roll, seed, latency) so seeded runs stay reproducible.
+    """
+    if error is None:
+        if outcome is not None and outcome.failed:
+            error = outcome.error
+        elif outcome is None and config.failure_rate > 0 and rng.random() < config.failure_rate:
+            error = default_error
+    if seed is None:
+        # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
+        seed = rng.randrange(65536)
+    kept: tuple[int, ...] = ()
+    if error is None:
+        if outcome is not None and outcome.dropped is not None:
+            dropped = outcome.dropped
+        elif safety:
+            rate = config.safety_drop_rate
+            dropped = frozenset(i for i in range(count) if safety_dropped(seed, i, rate))
+        else:
+            dropped = frozenset()
+        kept = tuple(i for i in range(count) if i not in dropped)
+        if not kept:
+            error = NSFW_ERROR
+    if latency is None:
+        if outcome is not None and outcome.latency is not None:
+            latency = outcome.latency
+        else:
+            latency = lognormal_latency(rng, config.latency_median, config.latency_sigma)
+    return Decision(error, kept, latency, seed)
+
+
+def random_uuid(rng: random.Random) -> str:
+    """A version-4 UUID drawn from `rng`, so seeded runs give the same ids."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+# -- input readers -------------------------------------------------------------------------------
+
+
+class InvalidInput(Exception):
+    """A request input the model refuses; `message` is what the provider says about it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a validated request renders."""
+
+    width: int
+    height: int
+    count: int
+    output_format: str
+    quality: int
+    seed: int | None
+    safety: bool
+    source: bytes | None = None
+    prompt: str | None = None
+
+
+def read_int(values: dict[str, Any], name: str, default: int, low: int, high: int, *, kind: str = "an integer") -> int:
+    value = values.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be {kind}")
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}")
+    return value
+
+
+def read_number(values: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = values.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{name} must be a number")
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def read_choice(values: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = values.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def read_bool(values: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = values.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be a boolean")
+    return value
+
+
+def read_megapixels(value: object) -> Megapixels:
+    # The pages type it as a number while their examples send a string; both reach the model.
+    if value is None or value in ("1", 1):
+        return "1"
+    if value in ("0.25", 0.25) and not isinstance(value, bool):
+        return "0.25"
+    raise InvalidInput("megapixels must be one of: 1, 0.25")
+
+
+# -- rendered outputs ----------------------------------------------------------------------------
+
+
+class Renderable(Protocol):
+    """What a job must tell `render_output` about its images."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def output_format(self) -> str: ...
+    @property
+    def quality(self) -> int: ...
+    @property
+    def source(self) -> bytes | None: ...
+    @property
+    def prompt(self) -> str | None: ...
+
+
+def render_output(job: Renderable, seed: int, index: int) -> Coroutine[Any, Any, bytes]:
+    """Render output `index` of `job` in a worker thread."""
+    return asyncio.to_thread(
+        render_image,
+        width=job.width,
+        height=job.height,
+        seed=seed,
+        index=index,
+        output_format=job.output_format,
+        quality=job.quality,
+        source=job.source,
+        prompt=job.prompt,
+    )
+
+
+def output_index(name: str, kept: tuple[int, ...], output_format: str) -> int | None:
+    """The index a file name `out-N.ext` asks for, or None unless it is a kept output in the job's format."""
+    match = _FILE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    index = int(match.group(1))
+    return index if index in kept and match.group(2) == output_format else None
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class RenderedFiles(Generic[K]):
+    """Rendered outputs, each rendered once and shared by every request that wants it; the oldest finished
+    renders are evicted past `size` and rendered again on demand, to the same bytes."""
+
+    def __init__(self, size: int = FILE_CACHE_SIZE) -> None:
+        self.size = size
+        self._futures: OrderedDict[K, asyncio.Future[bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def clear(self) -> None:
+        self._futures.clear()
+
+    async def get(self, key: K, render: Callable[[], Awaitable[bytes]]) -> bytes:
+        future = self._futures.get(key)
+        if future is None:
+            future = asyncio.ensure_future(render())
+            self._futures[key] = future
+            while len(self._futures) > self.size:
+                oldest = next(iter(self._futures))
+                if not self._futures[oldest].done():
+                    break
+                del self._futures[oldest]
+        else:
+            self._futures.move_to_end(key)
+        # Shielded so one client hanging up mid-render does not cancel it for the others.
+        return await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        """Wait for the renders still running."""
+        if self._futures:
+            await asyncio.gather(*self._futures.values(), return_exceptions=True)
+
+
+class ProviderEmulator(EmulatorServer):
+    """An image provider's emulator: forced outcomes for the next jobs and a cache of rendered outputs."""
+
+    #: the error of a job failed by `failure_rate` or by `next_outcome()` without an `error`
+    default_failure: ClassVar[str] = DEFAULT_FAILURE
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config)
+        self._outcomes: deque[Outcome] = deque()
+        self._files: RenderedFiles[Any] = RenderedFiles()
+
+    def next_outcome(
+        self,
+        failed: bool = True,
+        error: str | None = None,
+        *,
+        latency: float | None = None,
+        dropped: set[int] | frozenset[int] | None = None,
+    ) -> None:
+        """Force the next created job: failed with `error` (default `default_failure`), or (failed=False) a
+        latency and safety drops.
+
+        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
+        """
+        message = self.default_failure if error is None else error
+        self._outcomes.append(Outcome(failed, message, latency, None if dropped is None else frozenset(dropped)))
+
+    def take_outcome(self) -> Outcome | None:
+        return self._outcomes.popleft() if self._outcomes else None
+
+    def decide(
+        self,
+        outcome: Outcome | None,
+        plan: Plan,
+        *,
+        error: str | None = None,
+        latency: float | None = None,
+    ) -> Decision:
+        """`decide` with this emulator's rng, config and default failure."""
+        return decide(
+            self.rng,
+            self.config,
+            outcome,
+            count=plan.count,
+            safety=plan.safety,
+            seed=plan.seed,
+            default_error=self.default_failure,
+            error=error,
+            latency=latency,
+        )
+
+    async def serve_file(self, key: Hashable, job: Renderable, seed: int, index: int) -> web.Response:
+        """One output's bytes from the cache, rendering them first when needed."""
+        data = await self._files.get(key, lambda: render_output(job, seed, index))
+        return web.Response(body=data, content_type=CONTENT_TYPES[job.output_format])
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._files.drain()

@@ -7,28 +7,29 @@ import base64
 import binascii
 import io
 import math
-import re
 import time
-import uuid
-from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from aiohttp import web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
+from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
+from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
 from bot.emulators.common import (
-    NSFW_ERROR,
     EmulatorConfig,
-    EmulatorServer,
     Fault,
+    InvalidInput,
+    Plan,
+    ProviderEmulator,
     json_error,
-    lognormal_latency,
-    safety_dropped,
+    output_index,
+    random_uuid,
+    read_bool,
+    read_choice,
+    read_int,
+    read_megapixels,
 )
-from bot.emulators.render import CONTENT_TYPES, render_image
-from bot.emulators.segmind import DEFAULT_FAILURE, Outcome
 
 MODELS: Final = ("flux-redux-schnell",)
 # Dollars per execution (not per image), as the model page lists it.
@@ -43,26 +44,6 @@ CANCELLED: Final = "cancelled"
 
 AUTH_ERROR: Final = "Invalid or missing API key"
 INVALID_INPUT: Final = "Invalid input for model"
-FILE_CACHE_SIZE: Final = 64
-_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
-
-
-class _InvalidInput(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    width: int
-    height: int
-    count: int
-    output_format: str
-    quality: int
-    seed: int | None
-    safety: bool
-    source: bytes
 
 
 @dataclass
@@ -85,10 +66,12 @@ class Prediction:
     kept: tuple[int, ...]
     error: str | None
     cost: float
-    source: bytes = field(repr=False)
+    source: bytes | None = field(repr=False)
     failed_status: str = FAILED
     cancelled_at: float | None = None
     expired: bool = False
+    #: always None (this model takes no prompt); here so `render_output` can read it
+    prompt: str | None = None
 
     @property
     def status(self) -> str:
@@ -108,80 +91,59 @@ class Prediction:
         return self.completes_at - self.started_at
 
 
-# Eachlabs' own example sends every number as a string, so each reader accepts both forms.
+# Eachlabs' own example sends every number as a string, so each reader accepts both forms
+# (and takes an empty string for "not given").
 
 
 def _int(inputs: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = inputs.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
+    if isinstance(value, str) and value != "":
         try:
             value = int(value.strip())
         except ValueError:
-            raise _InvalidInput(f"{name} must be an integer") from None
+            raise InvalidInput(f"{name} must be an integer") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _InvalidInput(f"{name} must be an integer")
-    if not low <= value <= high:
-        raise _InvalidInput(f"{name} must be between {low} and {high}")
-    return value
+    return read_int({name: None if value == "" else value}, name, default, low, high)
 
 
 def _bool(inputs: dict[str, Any], name: str) -> bool:
     value = inputs.get(name)
-    if value is None or value == "":
-        return False
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    if not isinstance(value, bool):
-        raise _InvalidInput(f"{name} must be a boolean")
-    return value
+    return read_bool({name: None if value == "" else value}, name)
 
 
 def _choice(inputs: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = inputs.get(name)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str) or value not in allowed:
-        raise _InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
-    return value
-
-
-def _megapixels(value: object) -> Megapixels:
-    if value is None or value in ("1", 1):
-        return "1"
-    if value in ("0.25", 0.25) and not isinstance(value, bool):
-        return "0.25"
-    raise _InvalidInput("megapixels must be one of: 1, 0.25")
+    return read_choice({name: None if value == "" else value}, name, default, allowed)
 
 
 def _decode_image(value: object) -> bytes:
     if not isinstance(value, str) or not value.strip():
-        raise _InvalidInput("redux_image is required")
+        raise InvalidInput("redux_image is required")
     text = value.strip()
     if text.startswith(("http://", "https://")):
-        raise _InvalidInput("redux_image: the image URL could not be downloaded")
+        raise InvalidInput("redux_image: the image URL could not be downloaded")
     header, sep, payload = text.partition(",")
     if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
-        raise _InvalidInput("redux_image must be a URL or a base64 image data URI")
+        raise InvalidInput("redux_image must be a URL or a base64 image data URI")
     try:
         data = base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise _InvalidInput("redux_image is not valid base64") from None
+        raise InvalidInput("redux_image is not valid base64") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (64, 64))
             image.load()
     except Exception:
-        raise _InvalidInput("redux_image could not be read as an image") from None
+        raise InvalidInput("redux_image could not be read as an image") from None
     return data
 
 
-def _plan(inputs: dict[str, Any]) -> _Plan:
+def _plan(inputs: dict[str, Any]) -> Plan:
     aspect = _choice(inputs, "aspect_ratio", "1:1", ASPECT_RATIOS)
-    megapixels = _megapixels(inputs.get("megapixels"))
+    megapixels = read_megapixels(inputs.get("megapixels"))
     count = _int(inputs, "num_outputs", 1, 1, 4)
     _int(inputs, "num_inference_steps", 4, 1, 4)
     output_format = _choice(inputs, "output_format", "webp", ("webp", "jpg", "png"))
@@ -191,7 +153,7 @@ def _plan(inputs: dict[str, Any]) -> _Plan:
     source = _decode_image(inputs.get("redux_image"))
     width, height = output_size(cast(AspectRatio, aspect), megapixels)
     # The cog treats a falsy seed (None or 0) as "pick one".
-    return _Plan(width, height, count, output_format, quality, seed or None, safety, source)
+    return Plan(width, height, count, output_format, quality, seed or None, safety, source)
 
 
 def _rate_headers(limit: int | None, seconds_from_now: float) -> dict[str, str]:
@@ -206,7 +168,7 @@ def _rate_headers(limit: int | None, seconds_from_now: float) -> dict[str, str]:
     return headers
 
 
-class EachlabsEmulator(EmulatorServer):
+class EachlabsEmulator(ProviderEmulator):
     """Eachlabs on loopback: `/v1/prediction` create, get, cancel and run, plus `/files/...` outputs.
 
     `numbers_as_strings` sends metrics as strings like the real API; `failed_status` picks between the
@@ -229,33 +191,12 @@ class EachlabsEmulator(EmulatorServer):
         self.output_list = output_list
         self.predictions: dict[str, Prediction] = {}
         self.balance: float | None = self.config.credits
-        self._outcomes: deque[Outcome] = deque()
-        self._files: OrderedDict[tuple[str, int], asyncio.Future[bytes]] = OrderedDict()
 
     # -- test-facing controls --------------------------------------------------------------------
-
-    def next_outcome(
-        self,
-        failed: bool = True,
-        error: str = DEFAULT_FAILURE,
-        *,
-        latency: float | None = None,
-        dropped: set[int] | frozenset[int] | None = None,
-    ) -> None:
-        """Force the next prediction: failed with `error`, or (failed=False) a latency and safety drops.
-
-        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
-        """
-        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
 
     def expire(self, prediction_id: str) -> None:
         """Make the id answer 404 from now on, as after the retention period."""
         self.predictions[prediction_id].expired = True
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._files:
-            await asyncio.gather(*self._files.values(), return_exceptions=True)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -310,42 +251,19 @@ class EachlabsEmulator(EmulatorServer):
             return web.json_response({"error": INVALID_INPUT, "details": "input must be an object"}, status=400)
         try:
             plan = await asyncio.to_thread(_plan, inputs)
-        except _InvalidInput as exc:
+        except InvalidInput as exc:
             return web.json_response({"error": INVALID_INPUT, "details": exc.message}, status=400)
         if self.balance is not None and self.balance + 1e-9 < PRICE:
             return json_error(402, f"Insufficient balance: {self.balance:.4f} left, a prediction costs {PRICE}")
 
         submitted = self.now()
-        outcome = self._outcomes.popleft() if self._outcomes else None
-        error: str | None = None
-        if outcome is not None and outcome.failed:
-            error = outcome.error
-        elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
-            error = DEFAULT_FAILURE
-        # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
-        seed = plan.seed if plan.seed is not None else self.rng.randrange(65536)
-        kept: tuple[int, ...] = ()
-        if error is None:
-            if outcome is not None and outcome.dropped is not None:
-                dropped = outcome.dropped
-            elif plan.safety:
-                rate = self.config.safety_drop_rate
-                dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, rate))
-            else:
-                dropped = frozenset()
-            kept = tuple(i for i in range(plan.count) if i not in dropped)
-            if not kept:
-                error = NSFW_ERROR
-        if outcome is not None and outcome.latency is not None:
-            latency = outcome.latency
-        else:
-            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
+        error, kept, latency, seed = self.decide(self.take_outcome(), plan)
         started = submitted if sync else submitted + self.config.scaled(self.config.queue_seconds)
         cost = PRICE if error is None else 0.0
         if self.balance is not None:
             self.balance = round(self.balance - cost, 6)
         prediction = Prediction(
-            id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            id=random_uuid(self.rng),
             model=str(model),
             input=inputs,
             submitted_at=submitted,
@@ -461,42 +379,12 @@ class EachlabsEmulator(EmulatorServer):
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         prediction = self.predictions.get(request.match_info["id"])
-        match = _FILE_NAME.fullmatch(request.match_info["name"])
-        if prediction is None or match is None:
+        if prediction is None or prediction.status_at(self.now()) != SUCCESS:
             return json_error(404, "Not Found")
-        index, extension = int(match.group(1)), match.group(2)
-        if (
-            prediction.status_at(self.now()) != SUCCESS
-            or index not in prediction.kept
-            or extension != prediction.output_format
-        ):
+        index = output_index(request.match_info["name"], prediction.kept, prediction.output_format)
+        if index is None:
             return json_error(404, "Not Found")
-        key = (prediction.id, index)
-        future = self._files.get(key)
-        if future is None:
-            future = asyncio.ensure_future(
-                asyncio.to_thread(
-                    render_image,
-                    width=prediction.width,
-                    height=prediction.height,
-                    seed=prediction.seed,
-                    index=index,
-                    output_format=prediction.output_format,
-                    quality=prediction.quality,
-                    source=prediction.source,
-                )
-            )
-            self._files[key] = future
-            while len(self._files) > FILE_CACHE_SIZE:
-                oldest = next(iter(self._files))
-                if not self._files[oldest].done():
-                    break
-                del self._files[oldest]
-        else:
-            self._files.move_to_end(key)
-        # Shielded so one client hanging up mid-render does not cancel it for the others.
-        data = await asyncio.shield(future)
-        return web.Response(body=data, content_type=CONTENT_TYPES[extension])
+        return await self.serve_file((prediction.id, index), prediction, prediction.seed, index)
 
 
 async def serve(port: int, config: EmulatorConfig) -> EachlabsEmulator:

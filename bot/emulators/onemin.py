@@ -7,18 +7,32 @@ import io
 import math
 import re
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final, cast
 
 from aiohttp import BodyPartReader, web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig, EmulatorServer, Fault, lognormal_latency, safety_dropped
-from bot.emulators.render import CONTENT_TYPES, render_image
-from bot.emulators.segmind import DEFAULT_FAILURE, Outcome
+from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
+from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from bot.emulators.common import (
+    NSFW_ERROR,
+    EmulatorConfig,
+    Fault,
+    InvalidInput,
+    Plan,
+    ProviderEmulator,
+    random_uuid,
+    read_bool,
+    read_choice,
+    read_int,
+    read_megapixels,
+    read_number,
+    render_output,
+)
 
 VARIATOR: Final = "IMAGE_VARIATOR"
 GENERATOR: Final = "IMAGE_GENERATOR"
@@ -36,8 +50,7 @@ CUSTOM_MIN, CUSTOM_MAX, CUSTOM_STEP = 256, 2048, 16
 
 AUTH_ERROR: Final = "Unauthorized: invalid or missing API key"
 MAX_ASSET_BYTES: Final = 20 * 1024 * 1024
-# Rendered outputs and uploaded assets kept in memory; evicted outputs are rendered again on demand.
-FILE_CACHE_SIZE: Final = 64
+# Uploaded assets kept in memory (rendered outputs are cached up to FILE_CACHE_SIZE).
 ASSET_CACHE_SIZE: Final = 256
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -58,23 +71,9 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y_%m_%d_%H_%M_%S_") + f"{moment.microsecond // 1000:03d}"
 
 
-class _InvalidInput(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    width: int
-    height: int
-    count: int
-    output_format: str
-    quality: int
-    seed: int | None
-    safety: bool
+class _Plan(Plan):
     image_path: str | None = None
-    prompt: str | None = None
 
 
 @dataclass
@@ -104,93 +103,50 @@ class Record:
 
 
 def _int(values: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = values.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _InvalidInput(f"{name} must be a number")
-    if not low <= value <= high:
-        raise _InvalidInput(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _float(values: dict[str, Any], name: str, low: float, high: float) -> None:
-    value = values.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _InvalidInput(f"{name} must be a number")
-    if not low <= value <= high:
-        raise _InvalidInput(f"{name} must be between {low:g} and {high:g}")
-
-
-def _bool(values: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = values.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _InvalidInput(f"{name} must be a boolean")
-    return value
-
-
-def _choice(values: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = values.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, str) or value not in allowed:
-        raise _InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
-    return value
-
-
-def _megapixels(value: object) -> Megapixels:
-    if value is None or value in ("1", 1):
-        return "1"
-    if value in ("0.25", 0.25) and not isinstance(value, bool):
-        return "0.25"
-    raise _InvalidInput("megapixels must be one of: 1, 0.25")
+    return read_int(values, name, default, low, high, kind="a number")
 
 
 def _plan_variator(model: str, values: dict[str, Any]) -> _Plan:
     dev = model == REDUX_DEV
     image_url = values.get("imageUrl")
     if not isinstance(image_url, str) or not image_url.strip():
-        raise _InvalidInput("imageUrl is required")
+        raise InvalidInput("imageUrl is required")
     # Replicate's `output_format` is not read: 1min.ai's name for it is `format`.
-    output_format = _choice(values, "format", "webp", FORMATS)
-    aspect = _choice(values, "aspect_ratio", "4:3", ASPECT_RATIOS)
+    output_format = read_choice(values, "format", "webp", FORMATS)
+    aspect = read_choice(values, "aspect_ratio", "4:3", ASPECT_RATIOS)
     count = _int(values, "num_outputs", 1, 1, 4)
     _int(values, "num_inference_steps", 28 if dev else 4, 1, 50 if dev else 4)
     if dev:
-        _float(values, "guidance", 0, 10)
+        read_number(values, "guidance", 0.0, 0, 10)
     seed = _int(values, "seed", 0, 0, 2**32 - 1)
     quality = _int(values, "output_quality", 80, 1, 100)
-    safety = not _bool(values, "disable_safety_checker")
-    width, height = output_size(cast(AspectRatio, aspect), _megapixels(values.get("megapixels")))
+    safety = not read_bool(values, "disable_safety_checker")
+    width, height = output_size(cast(AspectRatio, aspect), read_megapixels(values.get("megapixels")))
     return _Plan(width, height, count, output_format, quality, seed or None, safety, image_path=image_url.strip())
 
 
 def _plan_generator(values: dict[str, Any]) -> _Plan:
     prompt = values.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise _InvalidInput("prompt is required")
-    aspect = _choice(values, "aspect_ratio", "1:1", SCHNELL_RATIOS)
-    megapixels = _megapixels(values.get("megapixels"))
+        raise InvalidInput("prompt is required")
+    aspect = read_choice(values, "aspect_ratio", "1:1", SCHNELL_RATIOS)
+    megapixels = read_megapixels(values.get("megapixels"))
     if aspect == "custom":
         if values.get("width") is None or values.get("height") is None:
-            raise _InvalidInput("width and height are required when aspect_ratio is custom")
+            raise InvalidInput("width and height are required when aspect_ratio is custom")
         width = _int(values, "width", 0, CUSTOM_MIN, CUSTOM_MAX)
         height = _int(values, "height", 0, CUSTOM_MIN, CUSTOM_MAX)
         if width % CUSTOM_STEP or height % CUSTOM_STEP:
-            raise _InvalidInput(f"width and height must be multiples of {CUSTOM_STEP}")
+            raise InvalidInput(f"width and height must be multiples of {CUSTOM_STEP}")
     else:
         width, height = output_size(cast(AspectRatio, aspect), megapixels)
     count = _int(values, "num_outputs", 1, 1, 4)
-    output_format = _choice(values, "format", "webp", FORMATS)
+    output_format = read_choice(values, "format", "webp", FORMATS)
     quality = _int(values, "output_quality", 80, 0, 100)
     _int(values, "num_inference_steps", 4, 1, 4)
-    _bool(values, "go_fast", True)
+    read_bool(values, "go_fast", True)
     seed = _int(values, "seed", 0, 0, 2**32 - 1)
-    safety = not _bool(values, "disable_safety_checker")
+    safety = not read_bool(values, "disable_safety_checker")
     return _Plan(width, height, count, output_format, quality, seed or None, safety, prompt=prompt)
 
 
@@ -198,7 +154,7 @@ def _retry_headers(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
-class OneMinEmulator(EmulatorServer):
+class OneMinEmulator(ProviderEmulator):
     """1min.ai on loopback: `POST /api/assets`, a blocking `POST /api/features`, files under `asset_prefix`.
 
     `asset_prefix` is the path standing in for https://asset.1min.ai; `temporary_url` adds a signed-looking
@@ -225,30 +181,13 @@ class OneMinEmulator(EmulatorServer):
         #: asset key → (bytes, MIME type)
         self.assets: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self.balance: int | None = None if self.config.credits is None else int(self.config.credits)
-        self._outcomes: deque[Outcome] = deque()
+        #: output path → (record uuid, output index)
         self._outputs: dict[str, tuple[str, int]] = {}
-        self._files: OrderedDict[str, bytes] = OrderedDict()
 
     @property
     def asset_base_url(self) -> str:
         """What the adapter's `asset_base_url` should be: the stand-in for https://asset.1min.ai."""
         return self.base_url + self.asset_prefix
-
-    # -- test-facing controls --------------------------------------------------------------------
-
-    def next_outcome(
-        self,
-        failed: bool = True,
-        error: str = DEFAULT_FAILURE,
-        *,
-        latency: float | None = None,
-        dropped: set[int] | frozenset[int] | None = None,
-    ) -> None:
-        """Force the next feature call: failed with `error`, or (failed=False) a latency and safety drops.
-
-        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
-        """
-        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -359,7 +298,7 @@ class OneMinEmulator(EmulatorServer):
             return web.json_response(error_body("Invalid promptObject", ["promptObject is required"]), status=422)
         try:
             plan = _plan_variator(model, values) if feature == VARIATOR else _plan_generator(values)
-        except _InvalidInput as exc:
+        except InvalidInput as exc:
             return web.json_response(error_body("Invalid promptObject", [exc.message]), status=422)
         source: bytes | None = None
         if plan.image_path is not None:
@@ -400,31 +339,8 @@ class OneMinEmulator(EmulatorServer):
     def _run(
         self, feature: str, model: str, prompt_object: dict[str, Any], plan: _Plan, source: bytes | None
     ) -> Record:
-        outcome = self._outcomes.popleft() if self._outcomes else None
-        error: str | None = None
-        if outcome is not None and outcome.failed:
-            error = outcome.error
-        elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
-            error = DEFAULT_FAILURE
-        # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
-        seed = plan.seed if plan.seed is not None else self.rng.randrange(65536)
-        kept: tuple[int, ...] = ()
-        if error is None:
-            if outcome is not None and outcome.dropped is not None:
-                dropped = outcome.dropped
-            elif plan.safety:
-                rate = self.config.safety_drop_rate
-                dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, rate))
-            else:
-                dropped = frozenset()
-            kept = tuple(i for i in range(plan.count) if i not in dropped)
-            if not kept:
-                error = NSFW_ERROR
-        if outcome is not None and outcome.latency is not None:
-            latency = outcome.latency
-        else:
-            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
-        record_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        error, kept, latency, seed = self.decide(self.take_outcome(), plan)
+        record_id = random_uuid(self.rng)
         stamp = _stamp(datetime.now(UTC))
         paths = tuple(f"images/{stamp}_{record_id[:8]}_out-{i}.{plan.output_format}" for i in kept)
         return Record(
@@ -468,48 +384,28 @@ class OneMinEmulator(EmulatorServer):
 
     # -- files -----------------------------------------------------------------------------------
 
-    async def _render(self, record: Record, index: int) -> bytes:
-        return await asyncio.to_thread(
-            render_image,
-            width=record.width,
-            height=record.height,
-            seed=record.seed,
-            index=index,
-            output_format=record.output_format,
-            quality=record.quality,
-            source=record.source,
-            prompt=record.prompt,
-        )
-
-    def _cache(self, path: str, data: bytes) -> None:
-        self._files[path] = data
-        self._files.move_to_end(path)
-        while len(self._files) > FILE_CACHE_SIZE:
-            self._files.popitem(last=False)
-
     async def _render_all(self, record: Record) -> None:
         # Rendered before answering: the call is synchronous, so the files exist when the paths are handed out.
-        images = await asyncio.gather(*(self._render(record, index) for index in record.kept))
-        for index, path, data in zip(record.kept, record.paths, images, strict=True):
+        await asyncio.gather(
+            *(
+                self._files.get(path, partial(render_output, record, record.seed, index))
+                for index, path in zip(record.kept, record.paths, strict=True)
+            )
+        )
+        for index, path in zip(record.kept, record.paths, strict=True):
             self._outputs[path] = (record.uuid, index)
-            self._cache(path, data)
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         asset = self.assets.get(path)
         if asset is not None:
             return web.Response(body=asset[0], content_type=asset[1])
-        data = self._files.get(path)
-        if data is None:
-            owner = self._outputs.get(path)
-            if owner is None:
-                return error_response(404, "Not Found")
-            record_id, index = owner
-            data = await self._render(self.records[record_id], index)
-            self._cache(path, data)
-        else:
-            self._files.move_to_end(path)
-        return web.Response(body=data, content_type=CONTENT_TYPES[path.rsplit(".", 1)[-1]])
+        owner = self._outputs.get(path)
+        if owner is None:
+            return error_response(404, "Not Found")
+        record_id, index = owner
+        record = self.records[record_id]
+        return await self.serve_file(path, record, record.seed, index)
 
 
 def _image_kind(data: bytes) -> str:

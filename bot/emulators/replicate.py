@@ -8,8 +8,6 @@ import binascii
 import hashlib
 import io
 import math
-import re
-from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,16 +18,20 @@ from aiohttp import web
 from PIL import Image
 
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
+from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from bot.emulators.common import NSFW_ERROR as NSFW_ERROR
 from bot.emulators.common import (
-    NSFW_ERROR,
     EmulatorConfig,
-    EmulatorServer,
     Fault,
+    Plan,
+    ProviderEmulator,
     SlidingWindowLimiter,
-    lognormal_latency,
-    safety_dropped,
+    output_index,
+    render_output,
 )
-from bot.emulators.render import CONTENT_TYPES, render_image
+from bot.emulators.common import Outcome as Outcome
+from bot.emulators.common import safety_dropped as safety_dropped
+from bot.emulators.render import CONTENT_TYPES
 
 OWNER: Final = "black-forest-labs"
 REDUX_SCHNELL: Final = f"{OWNER}/flux-redux-schnell"
@@ -60,9 +62,6 @@ NO_CREDIT: Final = (
 )
 MAX_WAIT: Final = 60
 PROBLEM_JSON: Final = "application/problem+json"
-# Rendered files kept in memory; older ones are rendered again on demand, to the same bytes.
-FILE_CACHE_SIZE: Final = 64
-_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
@@ -84,16 +83,6 @@ def throttled(seconds: float, headers: dict[str, str] | None = None) -> web.Resp
 
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A forced result for the next prediction created: failure, a fixed latency, or chosen safety drops."""
-
-    failed: bool = True
-    error: str = DEFAULT_FAILURE
-    latency: float | None = None
-    dropped: frozenset[int] | None = None
 
 
 @dataclass
@@ -149,14 +138,7 @@ class _Invalid(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    width: int
-    height: int
-    count: int
-    output_format: str
-    quality: int
-    seed: int | None
-    safety: bool
+class _Plan(Plan):
     go_fast: bool = False
     #: the decoded input, or the error the prediction will fail with
     image: bytes | str | None = None
@@ -298,12 +280,14 @@ def _parse_prefer(header: str | None) -> int | Literal["invalid"] | None:
     return None
 
 
-class ReplicateEmulator(EmulatorServer):
+class ReplicateEmulator(ProviderEmulator):
     """Replicate on loopback: create (by model or version, `Prefer: wait`), get, cancel, authenticated outputs.
 
     `output_mode="data"` answers outputs as data URIs instead of URLs served under `/delivery/...`;
     `create_rpm` adds Replicate's separate, lower limit on creates on top of `config.rpm`.
     """
+
+    default_failure = DEFAULT_FAILURE
 
     def __init__(
         self,
@@ -317,33 +301,12 @@ class ReplicateEmulator(EmulatorServer):
         self.create_limiter = SlidingWindowLimiter(create_rpm, self.config.scaled(60.0))
         self.predictions: dict[str, EmulatedPrediction] = {}
         self.balance: float | None = self.config.credits
-        self._outcomes: deque[Outcome] = deque()
-        self._files: OrderedDict[tuple[str, int], asyncio.Future[bytes]] = OrderedDict()
 
     # -- test-facing controls --------------------------------------------------------------------
-
-    def next_outcome(
-        self,
-        failed: bool = True,
-        error: str = DEFAULT_FAILURE,
-        *,
-        latency: float | None = None,
-        dropped: set[int] | frozenset[int] | None = None,
-    ) -> None:
-        """Force the next created prediction: failed with `error`, or (failed=False) a latency and safety drops.
-
-        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
-        """
-        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
 
     def expire(self, prediction_id: str) -> None:
         """Make the id answer 404 from now on, as if it never existed."""
         self.predictions[prediction_id].expired = True
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._files:
-            await asyncio.gather(*self._files.values(), return_exceptions=True)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -448,31 +411,12 @@ class ReplicateEmulator(EmulatorServer):
 
     def _start(self, model: str, version: str, values: dict[str, Any], plan: _Plan) -> EmulatedPrediction:
         created = self.now()
-        outcome = self._outcomes.popleft() if self._outcomes else None
-        error: str | None = None
+        outcome = self.take_outcome()
         if isinstance(plan.image, str):
-            error = plan.image
-        elif outcome is not None and outcome.failed:
-            error = outcome.error
-        elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
-            error = DEFAULT_FAILURE
-        # Like the cog: a random 16-bit seed when none was given, recorded so the outputs stay reproducible.
-        seed = plan.seed if plan.seed is not None else self.rng.randrange(65536)
-        if outcome is not None and outcome.dropped is not None:
-            dropped = outcome.dropped
-        elif plan.safety:
-            dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, self.config.safety_drop_rate))
+            # An unreadable input fails as soon as the worker opens it.
+            error, kept, latency, seed = self.decide(outcome, plan, error=plan.image, latency=0.05)
         else:
-            dropped = frozenset()
-        kept = tuple(i for i in range(plan.count) if i not in dropped) if error is None else ()
-        if error is None and not kept:
-            error = NSFW_ERROR
-        if isinstance(plan.image, str):
-            latency = 0.05  # an unreadable input fails as soon as the worker opens it
-        elif outcome is not None and outcome.latency is not None:
-            latency = outcome.latency
-        else:
-            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
+            error, kept, latency, seed = self.decide(outcome, plan)
         started = created + self.config.scaled(self.config.queue_seconds)
         cost = round(PRICES[model] * len(kept), 6)
         if self.balance is not None:
@@ -574,34 +518,11 @@ class ReplicateEmulator(EmulatorServer):
         return f"{self.base_url}/delivery/{prediction.id}/out-{index}.{prediction.output_format}"
 
     def _render(self, prediction: EmulatedPrediction, index: int) -> Coroutine[Any, Any, bytes]:
-        return asyncio.to_thread(
-            render_image,
-            width=prediction.width,
-            height=prediction.height,
-            seed=prediction.render_seed,
-            index=index,
-            output_format=prediction.output_format,
-            quality=prediction.quality,
-            source=prediction.source,
-            prompt=prediction.prompt,
-        )
+        return render_output(prediction, prediction.render_seed, index)
 
     async def _bytes(self, prediction: EmulatedPrediction, index: int) -> bytes:
         """One output's bytes, rendered once and shared by every request that wants it."""
-        key = (prediction.id, index)
-        future = self._files.get(key)
-        if future is None:
-            future = asyncio.ensure_future(self._render(prediction, index))
-            self._files[key] = future
-            while len(self._files) > FILE_CACHE_SIZE:
-                oldest = next(iter(self._files))
-                if not self._files[oldest].done():
-                    break
-                del self._files[oldest]
-        else:
-            self._files.move_to_end(key)
-        # Shielded so one client hanging up mid-render does not cancel it for the others.
-        return await asyncio.shield(future)
+        return await self._files.get((prediction.id, index), lambda: self._render(prediction, index))
 
     # -- handlers --------------------------------------------------------------------------------
 
@@ -628,20 +549,18 @@ class ReplicateEmulator(EmulatorServer):
         if refusal is not None:
             return refusal
         prediction = self.predictions.get(request.match_info["id"])
-        match = _FILE_NAME.fullmatch(request.match_info["name"])
         now = self.now()
+        index = None
         if (
-            prediction is None
-            or match is None
-            or prediction.expired
-            or now >= prediction.data_expires_at
-            or prediction.state_at(now) != SUCCEEDED
-            or int(match.group(1)) not in prediction.kept
-            or match.group(2) != prediction.output_format
+            prediction is not None
+            and not prediction.expired
+            and now < prediction.data_expires_at
+            and prediction.state_at(now) == SUCCEEDED
         ):
+            index = output_index(request.match_info["name"], prediction.kept, prediction.output_format)
+        if prediction is None or index is None:
             return problem(404, "Not found", "The requested file was not found.")
-        data = await self._bytes(prediction, int(match.group(1)))
-        return web.Response(body=data, content_type=CONTENT_TYPES[prediction.output_format])
+        return await self.serve_file((prediction.id, index), prediction, prediction.render_seed, index)
 
 
 async def serve(port: int, config: EmulatorConfig) -> ReplicateEmulator:

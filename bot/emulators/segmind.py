@@ -6,10 +6,7 @@ import asyncio
 import base64
 import binascii
 import io
-import re
 import time
-import uuid
-from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,17 +15,27 @@ from typing import Any, Final, cast
 from aiohttp import web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
+from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
+from bot.emulators.common import DEFAULT_FAILURE as DEFAULT_FAILURE
+from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
 from bot.emulators.common import (
-    NSFW_ERROR,
     EmulatorConfig,
-    EmulatorServer,
     Fault,
+    InvalidInput,
+    Plan,
+    ProviderEmulator,
     json_error,
-    lognormal_latency,
-    safety_dropped,
+    output_index,
+    random_uuid,
+    read_bool,
+    read_choice,
+    read_int,
+    read_megapixels,
+    read_number,
+    render_output,
 )
-from bot.emulators.render import CONTENT_TYPES, render_image
+from bot.emulators.common import Outcome as Outcome
+from bot.emulators.render import CONTENT_TYPES
 
 REDUX_SCHNELL: Final = "flux-redux-schnell"
 REDUX_DEV: Final = "flux-redux-dev"
@@ -45,24 +52,10 @@ FAILED: Final = "FAILED"
 
 MISSING_KEY_ERROR: Final = "Missing Authorization or x-api-key in header"
 INVALID_KEY_ERROR: Final = "Unauthorized. API key is invalid or may have expired. Please check your API key."
-DEFAULT_FAILURE: Final = "Prediction failed: the worker crashed while generating. Please try again."
 # Reported as the balance when the config sets no credit limit, so response shapes never change.
 UNLIMITED_BALANCE: Final = 1_000_000.0
 
-# Rendered files kept in memory; older ones are rendered again on demand, to the same bytes.
-FILE_CACHE_SIZE: Final = 64
 SCHEDULERS: Final = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform")
-_FILE_NAME = re.compile(r"out-(\d+)\.(webp|jpg|png)")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A forced result for the next job created: failure, a fixed latency, or chosen safety drops."""
-
-    failed: bool = True
-    error: str = DEFAULT_FAILURE
-    latency: float | None = None
-    dropped: frozenset[int] | None = None
 
 
 @dataclass
@@ -117,149 +110,81 @@ class EmulatedJob:
         return self.completes_at - self.started_at
 
 
-class _InvalidInput(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    width: int
-    height: int
-    count: int
-    output_format: str
-    quality: int
-    seed: int | None
-    safety: bool
-    source: bytes | None = None
-    prompt: str | None = None
-
-
-def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _InvalidInput(f"{name} must be an integer")
-    if not low <= value <= high:
-        raise _InvalidInput(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _InvalidInput(f"{name} must be a number")
-    if not low <= value <= high:
-        raise _InvalidInput(f"{name} must be between {low:g} and {high:g}")
-    return float(value)
-
-
-def _choice(body: dict[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, str) or value not in allowed:
-        raise _InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
-    return value
-
-
-def _bool(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _InvalidInput(f"{name} must be a boolean")
-    return value
-
-
 def _seed(body: dict[str, Any]) -> int | None:
     value = body.get("seed")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _InvalidInput("seed must be an integer")
+        raise InvalidInput("seed must be an integer")
     return value
-
-
-def _megapixels(value: object) -> Megapixels:
-    # The page types it as a number while its example sends a string; both reach the model.
-    if value is None or value in ("1", 1):
-        return "1"
-    if value in ("0.25", 0.25) and not isinstance(value, bool):
-        return "0.25"
-    raise _InvalidInput("megapixels must be one of: 1, 0.25")
 
 
 def _decode_image(value: object) -> bytes:
     if not isinstance(value, str) or not value.strip():
-        raise _InvalidInput("redux_image is Mandatory and must be string")
+        raise InvalidInput("redux_image is Mandatory and must be string")
     text = value.strip()
     if text.startswith(("http://", "https://")):
-        raise _InvalidInput("redux_image: the image URL could not be downloaded")
+        raise InvalidInput("redux_image: the image URL could not be downloaded")
     payload = text
     if text.startswith("data:"):
         header, sep, payload = text.partition(",")
         if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
-            raise _InvalidInput("redux_image is not a valid base64 image data URI")
+            raise InvalidInput("redux_image is not a valid base64 image data URI")
     try:
         data = base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise _InvalidInput("redux_image is not valid base64") from None
+        raise InvalidInput("redux_image is not valid base64") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (64, 64))
             image.load()
     except Exception:
-        raise _InvalidInput("redux_image could not be read as an image") from None
+        raise InvalidInput("redux_image could not be read as an image") from None
     return data
 
 
-def _plan_redux(slug: str, body: dict[str, Any]) -> _Plan:
+def _plan_redux(slug: str, body: dict[str, Any]) -> Plan:
     dev = slug == REDUX_DEV
     if body.get("redux_image") is None:
-        raise _InvalidInput("redux_image is Mandatory and must be string")
-    aspect = _choice(body, "aspect_ratio", "1:1", ASPECT_RATIOS)
-    megapixels = _megapixels(body.get("megapixels"))
-    count = _int(body, "num_outputs", 1, 1, 4)
-    _int(body, "num_inference_steps", 28 if dev else 4, 1, 50 if dev else 4)
+        raise InvalidInput("redux_image is Mandatory and must be string")
+    aspect = read_choice(body, "aspect_ratio", "1:1", ASPECT_RATIOS)
+    megapixels = read_megapixels(body.get("megapixels"))
+    count = read_int(body, "num_outputs", 1, 1, 4)
+    read_int(body, "num_inference_steps", 28 if dev else 4, 1, 50 if dev else 4)
     if dev:
-        _number(body, "guidance", 3.0, 0.0, 10.0)
-    output_format = _choice(body, "output_format", "webp", ("webp", "jpg", "png"))
-    quality = _int(body, "output_quality", 80, 0, 100)
+        read_number(body, "guidance", 3.0, 0.0, 10.0)
+    output_format = read_choice(body, "output_format", "webp", ("webp", "jpg", "png"))
+    quality = read_int(body, "output_quality", 80, 0, 100)
     seed = _seed(body)
-    safety = not _bool(body, "disable_safety_checker")
+    safety = not read_bool(body, "disable_safety_checker")
     source = _decode_image(body.get("redux_image"))
     width, height = output_size(cast(AspectRatio, aspect), megapixels)
     # The cog treats a falsy seed (None or 0) as "pick one".
-    return _Plan(width, height, count, output_format, quality, seed or None, safety, source=source)
+    return Plan(width, height, count, output_format, quality, seed or None, safety, source=source)
 
 
-def _plan_schnell(body: dict[str, Any]) -> _Plan:
+def _plan_schnell(body: dict[str, Any]) -> Plan:
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise _InvalidInput("Prompt is Mandatory and must be string")
-    _int(body, "steps", 4, 1, 8)
-    width = _int(body, "width", 1024, 512, 2048)
-    height = _int(body, "height", 1024, 512, 2048)
+        raise InvalidInput("Prompt is Mandatory and must be string")
+    read_int(body, "steps", 4, 1, 8)
+    width = read_int(body, "width", 1024, 512, 2048)
+    height = read_int(body, "height", 1024, 512, 2048)
     if width % 8 or height % 8:
-        raise _InvalidInput("width and height must be multiples of 8")
-    count = _int(body, "samples", 1, 1, 4)
+        raise InvalidInput("width and height must be multiples of 8")
+    count = read_int(body, "samples", 1, 1, 4)
     seed = _seed(body)
     sampler = body.get("sampler_name")
     if sampler is not None and (not isinstance(sampler, str) or not sampler):
-        raise _InvalidInput("sampler_name must be a string")
-    _choice(body, "scheduler", "normal", SCHEDULERS)
-    _number(body, "denoise", 1.0, 0.0, 1.0)
+        raise InvalidInput("sampler_name must be a string")
+    read_choice(body, "scheduler", "normal", SCHEDULERS)
+    read_number(body, "denoise", 1.0, 0.0, 1.0)
     format_key = "output_format" if "output_format" in body else "image_format"
-    output_format = _choice(body, format_key, "jpg", ("jpg", "jpeg", "png", "webp"))
+    output_format = read_choice(body, format_key, "jpg", ("jpg", "jpeg", "png", "webp"))
     quality_key = "output_quality" if "output_quality" in body else "image_quality"
-    quality = _int(body, quality_key, 80, 0, 100)
-    safety = not _bool(body, "disable_safety_checker")
-    return _Plan(
+    quality = read_int(body, quality_key, 80, 0, 100)
+    safety = not read_bool(body, "disable_safety_checker")
+    return Plan(
         width,
         height,
         count,
@@ -271,7 +196,7 @@ def _plan_schnell(body: dict[str, Any]) -> _Plan:
     )
 
 
-def _plan(slug: str, body: dict[str, Any]) -> _Plan:
+def _plan(slug: str, body: dict[str, Any]) -> Plan:
     return _plan_schnell(body) if slug == SCHNELL else _plan_redux(slug, body)
 
 
@@ -288,7 +213,7 @@ def _reset_header(seconds_from_now: float) -> dict[str, str]:
     return {"x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-class SegmindEmulator(EmulatorServer):
+class SegmindEmulator(ProviderEmulator):
     """Segmind's API on loopback: `/v2/{slug}` + polling, `/v1/{slug}` sync, and `/files/...` outputs."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
@@ -296,33 +221,12 @@ class SegmindEmulator(EmulatorServer):
         self.jobs: dict[str, EmulatedJob] = {}
         self.sync_jobs: dict[str, EmulatedJob] = {}
         self.balance: float = UNLIMITED_BALANCE if self.config.credits is None else self.config.credits
-        self._outcomes: deque[Outcome] = deque()
-        self._files: OrderedDict[tuple[str, int], asyncio.Future[bytes]] = OrderedDict()
 
     # -- test-facing controls --------------------------------------------------------------------
-
-    def next_outcome(
-        self,
-        failed: bool = True,
-        error: str = DEFAULT_FAILURE,
-        *,
-        latency: float | None = None,
-        dropped: set[int] | frozenset[int] | None = None,
-    ) -> None:
-        """Force the next created job: FAILED with `error`, or (failed=False) a latency and safety drops.
-
-        `latency` is in full-scale seconds; `dropped` lists output indices the safety checker removes.
-        """
-        self._outcomes.append(Outcome(failed, error, latency, None if dropped is None else frozenset(dropped)))
 
     def expire(self, request_id: str) -> None:
         """Make the id answer 404 from now on, as after the retention period."""
         self.jobs[request_id].expired = True
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._files:
-            await asyncio.gather(*self._files.values(), return_exceptions=True)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -393,44 +297,20 @@ class SegmindEmulator(EmulatorServer):
         price = round(PRICES[slug] * _requested_count(slug, body), 6)
         if not self._affordable(price):
             return self._insufficient(price)
-        plan: _Plan | None = None
+        plan: Plan | None = None
         error: str | None = None
         try:
             plan = await asyncio.to_thread(_plan, slug, body)
-        except _InvalidInput as exc:
+        except InvalidInput as exc:
             error = exc.message
 
-        outcome = self._outcomes.popleft() if self._outcomes else None
-        if error is None:
-            if outcome is not None and outcome.failed:
-                error = outcome.error
-            elif outcome is None and self.config.failure_rate > 0 and self.rng.random() < self.config.failure_rate:
-                error = DEFAULT_FAILURE
-
-        seed = plan.seed if plan is not None else None
-        if plan is not None and seed is None:
-            # Like the cog: a random 16-bit seed, recorded so the outputs stay reproducible.
-            seed = self.rng.randrange(65536)
+        outcome = self.take_outcome()
+        seed: int | None = None
         kept: tuple[int, ...] = ()
-        if plan is not None and seed is not None and error is None:
-            if outcome is not None and outcome.dropped is not None:
-                dropped = outcome.dropped
-            elif plan.safety:
-                rate = self.config.safety_drop_rate
-                dropped = frozenset(i for i in range(plan.count) if safety_dropped(seed, i, rate))
-            else:
-                dropped = frozenset()
-            kept = tuple(i for i in range(plan.count) if i not in dropped)
-            if not kept:
-                error = NSFW_ERROR
-
-        if plan is None:
-            # Validation fails within milliseconds of a worker picking the job up.
-            latency = 0.01
-        elif outcome is not None and outcome.latency is not None:
-            latency = outcome.latency
-        else:
-            latency = lognormal_latency(self.rng, self.config.latency_median, self.config.latency_sigma)
+        # Validation fails within milliseconds of a worker picking the job up.
+        latency = 0.01
+        if plan is not None:
+            error, kept, latency, seed = self.decide(outcome, plan)
         started = submitted if sync else submitted + self.config.scaled(self.config.queue_seconds)
         cost = price if error is None else 0.0
         # Checked again: other submissions may have spent the balance while this one was validated.
@@ -440,7 +320,7 @@ class SegmindEmulator(EmulatorServer):
             return self._insufficient(cost)
         self.balance = round(self.balance - cost, 6)
         return EmulatedJob(
-            request_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            request_id=random_uuid(self.rng),
             slug=slug,
             body=body,
             submitted_at=submitted,
@@ -475,17 +355,7 @@ class SegmindEmulator(EmulatorServer):
 
     def _render(self, job: EmulatedJob, index: int) -> Coroutine[Any, Any, bytes]:
         assert job.seed is not None
-        return asyncio.to_thread(
-            render_image,
-            width=job.width,
-            height=job.height,
-            seed=job.seed,
-            index=index,
-            output_format=job.output_format,
-            quality=job.quality,
-            source=job.source,
-            prompt=job.prompt,
-        )
+        return render_output(job, job.seed, index)
 
     # -- handlers --------------------------------------------------------------------------------
 
@@ -591,27 +461,12 @@ class SegmindEmulator(EmulatorServer):
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
-        match = _FILE_NAME.fullmatch(request.match_info["name"])
-        if job is None or match is None:
+        if job is None or job.seed is None or job.state_at(self.now()) != COMPLETED:
             return json_error(404, "Not Found")
-        index, extension = int(match.group(1)), match.group(2)
-        if job.state_at(self.now()) != COMPLETED or index not in job.kept or extension != job.output_format:
+        index = output_index(request.match_info["name"], job.kept, job.output_format)
+        if index is None:
             return json_error(404, "Not Found")
-        key = (job.request_id, index)
-        future = self._files.get(key)
-        if future is None:
-            future = asyncio.ensure_future(self._render(job, index))
-            self._files[key] = future
-            while len(self._files) > FILE_CACHE_SIZE:
-                oldest = next(iter(self._files))
-                if not self._files[oldest].done():
-                    break
-                del self._files[oldest]
-        else:
-            self._files.move_to_end(key)
-        # Shielded so one client hanging up mid-render does not cancel it for the others.
-        data = await asyncio.shield(future)
-        return web.Response(body=data, content_type=CONTENT_TYPES[extension])
+        return await self.serve_file((job.request_id, index), job, job.seed, index)
 
     async def _run_sync(self, request: web.Request) -> web.StreamResponse:
         body = await self._read_body(request)
