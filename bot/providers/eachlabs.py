@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import math
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -18,7 +17,7 @@ from bot.core.errors import (
 )
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, error_text
+from bot.providers.http import HttpAnswer, HttpClient, error_text, retry_after
 
 # Only flux-redux-schnell has a documented Eachlabs model page; other slugs would be guesses.
 MODELS: dict[ModelId, str] = {ModelId.REDUX_SCHNELL: "flux-redux-schnell"}
@@ -49,20 +48,9 @@ def is_safety_refusal(message: str) -> bool:
 def retry_after_seconds(headers: dict[str, str], now: datetime | None = None) -> float | None:
     """Seconds to wait from `Retry-After` (delay or HTTP date) or an `X-RateLimit-Reset` (epoch or delay)."""
     now = now or datetime.now(UTC)
-    value = headers.get("retry-after", "").strip()
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            moment = None
-        if moment is not None:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return max(0.0, (moment - now).total_seconds())
+    seconds = retry_after(headers.get("retry-after"), now)
+    if seconds is not None:
+        return seconds
     for name in ("x-ratelimit-reset", "x-rate-limit-reset"):
         number = _number(headers.get(name))
         if number is not None and math.isfinite(number):

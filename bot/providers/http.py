@@ -8,6 +8,8 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -107,6 +109,24 @@ class HttpClient:
         self, urls: list[str], *, max_bytes: int, headers: dict[str, str] | None = None
     ) -> list[bytes]:
         return list(await asyncio.gather(*(self.download(u, max_bytes=max_bytes, headers=headers) for u in urls)))
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: a delay in seconds or an HTTP date; None if absent or bad."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def error_text(answer: HttpAnswer) -> str:

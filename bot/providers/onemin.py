@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,7 @@ from bot.core.errors import (
 from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient
+from bot.providers.http import HttpAnswer, HttpClient, retry_after
 
 VARIATOR = "IMAGE_VARIATOR"
 GENERATOR = "IMAGE_GENERATOR"
@@ -50,19 +49,7 @@ def is_safety_refusal(message: str) -> bool:
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds from a `Retry-After` header: a delay in seconds or an HTTP date."""
-    if not value or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+    return retry_after(value, now)
 
 
 class OneMinProvider:

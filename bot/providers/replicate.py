@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -19,7 +18,7 @@ from bot.core.errors import (
 )
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient
+from bot.providers.http import HttpAnswer, HttpClient, retry_after
 
 OWNER = "black-forest-labs"
 SLUGS: dict[ModelId, str] = {
@@ -49,20 +48,9 @@ def is_safety_refusal(message: str) -> bool:
 
 def retry_after_seconds(header: str | None, detail: str = "", now: datetime | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (seconds or HTTP date), else from the 429 `detail` text."""
-    value = (header or "").strip()
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            moment = None
-        if moment is not None:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+    seconds = retry_after(header, now)
+    if seconds is not None:
+        return seconds
     match = _RESET_IN.search(detail)
     return float(match.group(1)) if match else None
 
