@@ -207,11 +207,11 @@ async def credits(settings: Settings, args: argparse.Namespace) -> int:
 
 async def emulate(args: argparse.Namespace) -> int:
     """Serve local provider emulators and print the settings that point Fluxcord at them."""
-    from bot.emulators.common import EmulatorConfig, EmulatorServer
-    from bot.emulators.eachlabs import EachlabsEmulator
-    from bot.emulators.onemin import OneMinEmulator
-    from bot.emulators.replicate import ReplicateEmulator
-    from bot.emulators.segmind import SegmindEmulator
+    from emulators.common import EmulatorConfig, EmulatorServer
+    from emulators.eachlabs import EachlabsEmulator
+    from emulators.onemin import OneMinEmulator
+    from emulators.replicate import ReplicateEmulator
+    from emulators.segmind import SegmindEmulator
 
     kinds: dict[str, type[EmulatorServer]] = {
         "segmind": SegmindEmulator,

@@ -52,3 +52,15 @@ def test_settings_is_the_only_reader_of_the_environment() -> None:
         if "os.environ" in path.read_text() or "getenv" in path.read_text()
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("path", files("emulators"), ids=str)
+def test_emulators_import_nothing_from_the_product(path: Path) -> None:
+    # An emulator that shared the product's tables (sizes, slugs) could never catch a mistake in them.
+    assert not {name for name in imports(path) if name.split(".")[0] in {"bot", "cogs", "storage"}}
+
+
+@pytest.mark.parametrize("path", [p for p in files("bot", "cogs", "storage") if p.name != "__main__.py"], ids=str)
+def test_product_code_never_imports_the_emulators(path: Path) -> None:
+    # Only the command line's `emulate` reaches them, so the Docker image (which leaves them out) still runs.
+    assert not {name for name in imports(path) if name.split(".")[0] == "emulators"}

@@ -18,11 +18,11 @@ from bot.app import open_bot
 from bot.client import FluxcordBot
 from bot.core.jobs import Job
 from bot.core.requests import ModelId
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.discord_messages import StoredMessage
-from bot.emulators.segmind import SegmindEmulator
 from bot.settings import Settings
+from emulators.common import EmulatorConfig
+from emulators.discord.emulator import DiscordEmulator
+from emulators.discord.messages import StoredMessage
+from emulators.segmind import SegmindEmulator
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, job_id_from, png, wait_result
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.client import FluxcordBot
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, png
 
 CASES = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 from bot.core.images import normalize_input
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.discord_messages import StoredMessage
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.discord.messages import StoredMessage
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, decoded, job_id_from, png, wait_result
 
 

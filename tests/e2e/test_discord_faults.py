@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.core.jobs import JobState
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, delivered, job_id_from, png, wait_result
 
 EDIT = "PATCH /channels/{channel}/messages/{message}"

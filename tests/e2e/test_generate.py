@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.discord_messages import custom_ids
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.discord.messages import custom_ids
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, decoded, job_id_from, png, wait_result
 
 

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, decoded, job_id_from, png, wait_result
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.core.jobs import JobState
-from bot.emulators.discord import DiscordEmulator
-from bot.emulators.segmind import SegmindEmulator
+from emulators.discord.emulator import DiscordEmulator
+from emulators.segmind import SegmindEmulator
 from tests.e2e.conftest import Start, job_id_from, png, wait_result
 
 

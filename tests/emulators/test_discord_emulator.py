@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.emulators.discord import DiscordEmulator, custom_ids, find_button
+from emulators.discord.emulator import DiscordEmulator, custom_ids, find_button
 from tests.conftest import make_png
 
 EDIT_ROUTE = "PATCH /channels/{channel}/messages/{message}"

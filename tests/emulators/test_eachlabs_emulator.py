@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
-from bot.emulators.eachlabs import EachlabsEmulator
+from emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
+from emulators.eachlabs import EachlabsEmulator
 
 KEY = {"X-API-Key": "eachlabs-test-key"}
 FAST: dict[str, Any] = {"latency_median": 0.15, "latency_sigma": 0.0, "queue_seconds": 0.05}

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
-from bot.emulators.onemin import OneMinEmulator
+from emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
+from emulators.onemin import OneMinEmulator
 
 KEY = {"API-KEY": "onemin-test-key"}
 FAST: dict[str, Any] = {"latency_median": 0.1, "latency_sigma": 0.0, "queue_seconds": 0.0}

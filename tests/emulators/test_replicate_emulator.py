@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.replicate import (
+from emulators.common import EmulatorConfig
+from emulators.replicate import (
     BAD_TOKEN,
     NO_CREDIT,
     NO_TOKEN,

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
-from bot.emulators.segmind import SegmindEmulator
+from emulators.common import NSFW_ERROR, EmulatorConfig, safety_dropped
+from emulators.segmind import SegmindEmulator
 
 KEY = {"x-api-key": "SG_0123456789abcdef"}
 # Fast but ordered: queued for 50 ms, then 150 ms of processing, no jitter.

@@ -13,13 +13,13 @@ from bot.core.images import normalize_input
 from bot.core.jobs import JobState
 from bot.core.pricing import PriceList
 from bot.core.requests import ModelId, VaryOptions
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.segmind import SegmindEmulator
 from bot.jobs.engine import EngineConfig, JobEngine, JobOrder
 from bot.jobs.gate import ProviderGate
 from bot.jobs.pool import ProviderSlot
 from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
+from emulators.common import EmulatorConfig
+from emulators.segmind import SegmindEmulator
 from storage.db import Database
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo

@@ -14,14 +14,14 @@ from bot.core.errors import ProviderPermanentError, ProviderTransientError
 from bot.core.jobs import JobState
 from bot.core.pricing import PriceList
 from bot.core.requests import ImagineOptions, ModelId
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.segmind import SegmindEmulator
 from bot.jobs.circuit import CircuitBreaker, CircuitState
 from bot.jobs.engine import EngineConfig, JobEngine, JobOrder
 from bot.jobs.gate import ProviderGate
 from bot.jobs.pool import ProviderSlot
 from bot.jobs.timing import PollPlanner
 from bot.providers.segmind import SegmindProvider
+from emulators.common import EmulatorConfig
+from emulators.segmind import SegmindEmulator
 from storage.db import Database
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
@@ -199,8 +199,8 @@ async def test_the_request_budget_is_never_exceeded(db: Database) -> None:
 
 
 async def test_failover_over_real_http_from_segmind_503_to_replicate(db: Database) -> None:
-    from bot.emulators.replicate import ReplicateEmulator
     from bot.providers.replicate import ReplicateProvider
+    from emulators.replicate import ReplicateEmulator
 
     fast = EmulatorConfig(latency_median=0.2, latency_sigma=0, queue_seconds=0.02)
     async with SegmindEmulator(fast) as segmind, ReplicateEmulator(fast) as replicate, aiohttp.ClientSession() as http:

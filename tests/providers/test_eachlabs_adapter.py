@@ -17,10 +17,10 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, ModelId, VaryOptions
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig
-from bot.emulators.eachlabs import EachlabsEmulator
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus
 from bot.providers.eachlabs import EachlabsProvider, retry_after_seconds
+from emulators.common import NSFW_ERROR, EmulatorConfig
+from emulators.eachlabs import EachlabsEmulator
 from tests.conftest import make_png
 
 FAST = EmulatorConfig(latency_median=0.15, latency_sigma=0.0, queue_seconds=0.02)

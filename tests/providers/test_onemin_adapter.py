@@ -16,10 +16,10 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, ModelId, VaryOptions
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig
-from bot.emulators.onemin import OneMinEmulator
 from bot.providers.base import ProviderResult, ProviderState
 from bot.providers.onemin import RESULT_CACHE_SIZE, OneMinProvider, retry_after_seconds
+from emulators.common import NSFW_ERROR, EmulatorConfig
+from emulators.onemin import OneMinEmulator
 from tests.conftest import make_png
 
 FAST = EmulatorConfig(latency_median=0.1, latency_sigma=0.0, queue_seconds=0.0)

@@ -15,8 +15,8 @@ from replicate.client import Client
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput
 
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig
-from bot.emulators.replicate import VERSIONS, ReplicateEmulator
+from emulators.common import NSFW_ERROR, EmulatorConfig
+from emulators.replicate import VERSIONS, ReplicateEmulator
 
 MODEL = "black-forest-labs/flux-redux-schnell"
 # At a tenth of full scale: 0.05 s starting, 0.15 s processing, and `wait=1` holds a create for 0.1 s.

@@ -17,10 +17,10 @@ from bot.core.errors import (
 )
 from bot.core.images import check_output, normalize_input
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions
-from bot.emulators.common import NSFW_ERROR, EmulatorConfig
-from bot.emulators.segmind import SegmindEmulator
 from bot.providers.base import ProviderResult, ProviderState
 from bot.providers.segmind import SegmindProvider, reset_seconds
+from emulators.common import NSFW_ERROR, EmulatorConfig
+from emulators.segmind import SegmindEmulator
 from tests.conftest import make_png
 
 FAST = EmulatorConfig(latency_median=0.15, latency_sigma=0.0, queue_seconds=0.02)

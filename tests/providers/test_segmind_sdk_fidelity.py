@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from segmind import AsyncJob, InferenceFailed, SegmindClient, SegmindError
 
-from bot.emulators.common import EmulatorConfig
-from bot.emulators.segmind import SegmindEmulator
+from emulators.common import EmulatorConfig
+from emulators.segmind import SegmindEmulator
 
 
 def data_uri() -> str:

@@ -14,9 +14,8 @@ from typing import Any, Final, cast
 from aiohttp import web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
-from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
-from bot.emulators.common import (
+from emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from emulators.common import (
     EmulatorConfig,
     Fault,
     InvalidInput,
@@ -30,6 +29,7 @@ from bot.emulators.common import (
     read_int,
     read_megapixels,
 )
+from emulators.sizes import ASPECT_RATIOS, AspectRatio, output_size
 
 MODELS: Final = ("flux-redux-schnell",)
 # Dollars per execution (not per image), as the model page lists it.

@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from bot.emulators.discord_interactions import DiscordWebhooks
-from bot.emulators.discord_messages import (
+from emulators.discord.interactions import DiscordWebhooks
+from emulators.discord.messages import (
     Interaction,
     RecordedRequest,
     StoredMessage,
@@ -24,8 +24,8 @@ from bot.emulators.discord_messages import (
     find_button,
     iter_components,
 )
-from bot.emulators.discord_models import ADMINISTRATOR, Json, Member, StoredAttachment
-from bot.emulators.discord_state import SyncedCommands
+from emulators.discord.models import ADMINISTRATOR, Json, Member, StoredAttachment
+from emulators.discord.state import SyncedCommands
 
 __all__ = [
     "DiscordEmulator",

@@ -15,10 +15,9 @@ from typing import Any, Final, cast
 from aiohttp import web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
-from bot.emulators.common import DEFAULT_FAILURE as DEFAULT_FAILURE
-from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
-from bot.emulators.common import (
+from emulators.common import DEFAULT_FAILURE as DEFAULT_FAILURE
+from emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from emulators.common import (
     EmulatorConfig,
     Fault,
     InvalidInput,
@@ -34,8 +33,9 @@ from bot.emulators.common import (
     read_number,
     render_output,
 )
-from bot.emulators.common import Outcome as Outcome
-from bot.emulators.render import CONTENT_TYPES
+from emulators.common import Outcome as Outcome
+from emulators.render import CONTENT_TYPES
+from emulators.sizes import ASPECT_RATIOS, AspectRatio, output_size
 
 REDUX_SCHNELL: Final = "flux-redux-schnell"
 REDUX_DEV: Final = "flux-redux-dev"

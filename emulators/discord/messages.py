@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot.emulators.discord_models import EPHEMERAL, LOADING, Json, Member, StoredAttachment
+from emulators.discord.models import EPHEMERAL, LOADING, Json, Member, StoredAttachment
 
 UNKNOWN_ROUTE: Final = "unknown"
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Final, TypedDict
 from urllib.parse import quote
 
-from bot.emulators.discord_gateway import Gateway, GatewaySession
-from bot.emulators.discord_messages import ChangeSignal, Interaction, RecordedRequest, StoredMessage
-from bot.emulators.discord_models import (
+from emulators.discord.gateway import Gateway, GatewaySession
+from emulators.discord.messages import ChangeSignal, Interaction, RecordedRequest, StoredMessage
+from emulators.discord.models import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
     INTENT_GUILD_MEMBERS,

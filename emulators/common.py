@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Final, Generic, NamedTuple, Protocol, Self, Ty
 
 from aiohttp import web
 
-from bot.core.sizes import Megapixels
-from bot.emulators.render import CONTENT_TYPES, render_image
+from emulators.render import CONTENT_TYPES, render_image
+from emulators.sizes import Megapixels
 
 ANY_ROUTE = "any"
 OTHER_ROUTE = "other"

@@ -7,11 +7,11 @@ from typing import Final
 
 from aiohttp import web
 
-from bot.emulators.discord_messages import CHAT_INPUT_COMMAND, CONTEXT_MENU_COMMAND, DEFAULT, Interaction, StoredMessage
-from bot.emulators.discord_models import ALL_PERMISSIONS, EPHEMERAL, LOADING, Json, Member, error_body, form_error
-from bot.emulators.discord_rest import DiscordRest
-from bot.emulators.discord_server import Call, json_reply, no_content
-from bot.emulators.discord_state import ApiError, unknown_message
+from emulators.discord.messages import CHAT_INPUT_COMMAND, CONTEXT_MENU_COMMAND, DEFAULT, Interaction, StoredMessage
+from emulators.discord.models import ALL_PERMISSIONS, EPHEMERAL, LOADING, Json, Member, error_body, form_error
+from emulators.discord.rest import DiscordRest
+from emulators.discord.server import Call, json_reply, no_content
+from emulators.discord.state import ApiError, unknown_message
 
 # Which callback types each interaction type accepts (2 command, 3 component, 4 autocomplete, 5 modal submit).
 ALLOWED_CALLBACKS: Final[dict[int, frozenset[int]]] = {

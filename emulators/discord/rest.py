@@ -6,10 +6,10 @@ import hashlib
 
 from aiohttp import web
 
-from bot.emulators.discord_messages import StoredMessage
-from bot.emulators.discord_models import Json, error_body, form_error
-from bot.emulators.discord_server import Call, DiscordServer, json_reply, no_content
-from bot.emulators.discord_state import ApiError
+from emulators.discord.messages import StoredMessage
+from emulators.discord.models import Json, error_body, form_error
+from emulators.discord.server import Call, DiscordServer, json_reply, no_content
+from emulators.discord.state import ApiError
 
 
 class DiscordRest(DiscordServer):

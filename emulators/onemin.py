@@ -16,9 +16,8 @@ from typing import Any, Final, cast
 from aiohttp import BodyPartReader, web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, output_size
-from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
-from bot.emulators.common import (
+from emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from emulators.common import (
     NSFW_ERROR,
     EmulatorConfig,
     Fault,
@@ -33,6 +32,7 @@ from bot.emulators.common import (
     read_number,
     render_output,
 )
+from emulators.sizes import ASPECT_RATIOS, AspectRatio, output_size
 
 VARIATOR: Final = "IMAGE_VARIATOR"
 GENERATOR: Final = "IMAGE_GENERATOR"

@@ -16,9 +16,9 @@ from typing import Any, Final, Self
 
 from aiohttp import BodyPartReader, hdrs, web
 
-from bot.emulators.discord_messages import UNKNOWN_ROUTE, RecordedRequest
-from bot.emulators.discord_models import Json, error_body, form_error
-from bot.emulators.discord_state import ApiError, DiscordState, Upload
+from emulators.discord.messages import UNKNOWN_ROUTE, RecordedRequest
+from emulators.discord.models import Json, error_body, form_error
+from emulators.discord.state import ApiError, DiscordState, Upload
 
 log = logging.getLogger(__name__)
 

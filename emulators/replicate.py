@@ -17,10 +17,9 @@ from typing import Any, Final, Literal, cast
 from aiohttp import web
 from PIL import Image
 
-from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
-from bot.emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
-from bot.emulators.common import NSFW_ERROR as NSFW_ERROR
-from bot.emulators.common import (
+from emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
+from emulators.common import NSFW_ERROR as NSFW_ERROR
+from emulators.common import (
     EmulatorConfig,
     Fault,
     Plan,
@@ -29,9 +28,10 @@ from bot.emulators.common import (
     output_index,
     render_output,
 )
-from bot.emulators.common import Outcome as Outcome
-from bot.emulators.common import safety_dropped as safety_dropped
-from bot.emulators.render import CONTENT_TYPES
+from emulators.common import Outcome as Outcome
+from emulators.common import safety_dropped as safety_dropped
+from emulators.render import CONTENT_TYPES
+from emulators.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, output_size
 
 OWNER: Final = "black-forest-labs"
 REDUX_SCHNELL: Final = f"{OWNER}/flux-redux-schnell"

@@ -13,8 +13,8 @@ from typing import Final
 
 from aiohttp import WSMsgType, web
 
-from bot.emulators.discord_messages import ChangeSignal
-from bot.emulators.discord_models import Json
+from emulators.discord.messages import ChangeSignal
+from emulators.discord.models import Json
 
 HEARTBEAT_INTERVAL_MS: Final = 41_250
 # Dispatches kept per session so a RESUME can replay what the client missed.

@@ -1,0 +1,1 @@
+"""Local stand-ins for the image providers and for Discord, over real HTTP; they import nothing from `bot`."""
