@@ -7,12 +7,12 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.jobs.admin import AdminService
+from bot.jobs.downloads import AttachmentFetcher
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
@@ -24,6 +24,7 @@ from bot.providers.eachlabs import EachlabsProvider
 from bot.providers.onemin import OneMinProvider
 from bot.providers.replicate import ReplicateProvider
 from bot.providers.segmind import SegmindProvider
+from bot.services import Services
 from bot.settings import Settings
 from storage.db import Database
 from storage.guilds import GuildRepo
@@ -33,22 +34,6 @@ from storage.meta import MetaRepo
 
 if TYPE_CHECKING:
     from bot.client import FluxcordBot
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """Everything the front ends need, built once."""
-
-    settings: Settings
-    db: Database
-    http: aiohttp.ClientSession
-    ledger: LedgerRepo
-    jobs: JobRepo
-    meta: MetaRepo
-    guilds: GuildRepo
-    engine: JobEngine
-    generation: GenerationService
-    admin: AdminService
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -139,6 +124,7 @@ async def open_services(
                 ledger=ledger,
                 guilds=guilds,
                 operator=settings.operator_policy,
+                fetcher=AttachmentFetcher(http, origins=settings.attachment_origins, timeout=settings.request_timeout),
                 max_input_bytes=settings.max_input_bytes,
                 max_input_pixels=int(settings.max_input_megapixels * 1_000_000),
             )

@@ -1,4 +1,4 @@
-"""The discord.py bot: loads the cogs, registers the persistent buttons, syncs commands when they change."""
+"""The discord.py bot: loads the cogs (which register their persistent buttons), syncs commands when they change."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from discord.ext import commands
 
 from bot.ui.notifier import DiscordNotifier
 from bot.ui.replies import FluxTree
-from bot.ui.views import ResultButton
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ class FluxcordBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.load_commands()
-        self.add_dynamic_items(ResultButton)
         self.notifier.attach(self)
         if self.sync_on_start:
             await self.sync_commands()

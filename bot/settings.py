@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.core.limits import Limits, OperatorPolicy
 from bot.core.pricing import PriceList
 from bot.core.requests import ModelId
+from bot.jobs.downloads import DISCORD_CDN_ORIGINS
 from bot.jobs.timing import DEFAULT_EXPECTED_SECONDS
 
 
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     )
     dev_guild_id: int | None = Field(default=None, description="Register commands in this server only (instant).")
     status_edit_interval: float = Field(default=2.0, ge=0, description="Seconds between edits of a status message.")
+    attachment_origins: Annotated[list[str], NoDecode] = Field(
+        default=list(DISCORD_CDN_ORIGINS),
+        description="Where members' attachments may be downloaded from (scheme://host[:port]), comma-separated.",
+    )
 
     # Storage
     database: Path = Path("data/fluxcord.db")
@@ -112,6 +117,13 @@ class Settings(BaseSettings):
     def _split_providers(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("attachment_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("expected_seconds", mode="after")

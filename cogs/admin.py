@@ -1,9 +1,13 @@
-"""`/fluxadmin`: a server's credits, limits, channels, NSFW policy, provider, blocks, ledger and usage."""
+"""`/fluxadmin`: a server's credits, limits, channels, NSFW policy, provider, blocks, ledger and usage.
+
+The command tree has acknowledged each command and checked its declared ranges before it runs; AdminService
+checks every value again.
+"""
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -11,12 +15,15 @@ from discord.ext import commands
 
 from bot.core.credits import plural
 from bot.core.errors import UserError
-from bot.jobs.admin import MAX_GRANT, AdminService, GuildOverview
+from bot.jobs.access import Action, authorize
+from bot.jobs.admin import MAX_GRANT, MAX_REASON_CHARS, MAX_USAGE_DAYS, AdminService, GuildOverview
+from bot.services import Services
 from bot.ui.charts import usage_chart_async
+from bot.ui.fit import fit_choices
 from bot.ui.replies import reply
+from cogs.context import requester
 
-if TYPE_CHECKING:
-    from bot.client import FluxcordBot
+Reason = app_commands.Range[str, 1, MAX_REASON_CHARS]
 
 
 def overview_text(overview: GuildOverview) -> str:
@@ -45,19 +52,18 @@ def guild_id(interaction: discord.Interaction[Any]) -> int:
 class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settings for this server"):
     """Server administration; Discord hides it from members without Manage Server, and it checks again here."""
 
-    def __init__(self, bot: FluxcordBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
+        self.admin: AdminService = services.admin
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         # Server admins can re-grant commands to anyone in Discord's settings; the permission is checked here too.
-        if interaction.guild_id is None or not interaction.permissions.manage_guild:
-            raise app_commands.MissingPermissions(["manage_guild"])
+        try:
+            authorize(requester(interaction), Action.ADMINISTER)
+        except UserError as refusal:
+            raise app_commands.CheckFailure(refusal.message) from refusal
         return True
-
-    @property
-    def admin(self) -> AdminService:
-        return self.bot.services.admin
 
     @app_commands.command(name="grant", description="Give a member credits (they persist)")
     async def grant(
@@ -65,9 +71,9 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
         interaction: discord.Interaction[Any],
         member: discord.Member,
         amount: app_commands.Range[int, 1, MAX_GRANT],
-        reason: str | None = None,
+        reason: Reason | None = None,
     ) -> None:
-        balance = await self.admin.grant(
+        balance = await self.admin.give(
             guild_id(interaction),
             member.id,
             amount,
@@ -87,18 +93,16 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
         interaction: discord.Interaction[Any],
         member: discord.Member,
         amount: app_commands.Range[int, 1, MAX_GRANT],
-        reason: str | None = None,
+        reason: Reason | None = None,
     ) -> None:
-        before = await self.admin.balance(guild_id(interaction), member.id)
-        balance = await self.admin.grant(
+        taken, balance = await self.admin.take_back(
             guild_id(interaction),
             member.id,
-            -amount,
+            amount,
             actor_id=interaction.user.id,
             reason=reason,
             key=f"revoke:{interaction.id}",
         )
-        taken = before.granted - balance.granted
         await reply(
             interaction,
             f"Took back {plural(taken, 'credit')} from {member.mention}; they can now spend {balance.spendable}.",
@@ -175,11 +179,11 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
     async def provider_names(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=n, value=n) for n in self.admin.providers if current.lower() in n]
+        return fit_choices(app_commands.Choice(name=n, value=n) for n in self.admin.providers if current.lower() in n)
 
     @app_commands.command(name="block", description="Stop a member from using Fluxcord here")
     async def block(
-        self, interaction: discord.Interaction[Any], member: discord.Member, reason: str | None = None
+        self, interaction: discord.Interaction[Any], member: discord.Member, reason: Reason | None = None
     ) -> None:
         await self.admin.block(guild_id(interaction), member.id, actor_id=interaction.user.id, reason=reason)
         await reply(interaction, f"{member.mention} is blocked from Fluxcord on this server.")
@@ -210,11 +214,12 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
                 f"`{e.created_at[:16].replace('T', ' ')}` **{e.kind}** {e.amount} "
                 f"({e.d_allowance:+} / {e.d_granted:+} / {e.d_held:+}){' · ' + detail if detail else ''}"
             )
-        await reply(interaction, "\n".join(lines)[:1990])
+        await reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="usage", description="Credits spent and jobs per day, as a chart")
-    async def usage(self, interaction: discord.Interaction[Any], days: app_commands.Range[int, 1, 90] = 14) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+    async def usage(
+        self, interaction: discord.Interaction[Any], days: app_commands.Range[int, 1, MAX_USAGE_DAYS] = 14
+    ) -> None:
         rows = await self.admin.usage(guild_id(interaction), days)
         guild_name = interaction.guild.name if interaction.guild else "this server"
         picture = await usage_chart_async(rows, f"{guild_name} · last {plural(days, 'day')}")
@@ -226,5 +231,5 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
         )
 
 
-async def setup(bot: FluxcordBot) -> None:
-    await bot.add_cog(AdminCog(bot))
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(AdminCog(bot, Services.of(bot)))

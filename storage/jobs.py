@@ -255,11 +255,11 @@ class JobRepo:
                 "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?", (message_id, now.isoformat(), job_id)
             )
 
-    async def active_for_member(self, guild_id: int, user_id: int) -> list[Job]:
+    async def active_for_member(self, guild_id: int, user_id: int, *, limit: int = 100) -> list[Job]:
         rows = await self.db.fetchall(
             """SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN ('queued', 'submitted', 'running')
-               ORDER BY created_at DESC""",
-            (guild_id, user_id),
+               ORDER BY created_at DESC LIMIT ?""",
+            (guild_id, user_id, limit),
         )
         return [_job(row) for row in rows]
 

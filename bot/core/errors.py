@@ -5,7 +5,8 @@ FluxcordError
 ├── UserError                  safe `message` for the member; nothing was charged
 │   ├── InvalidRequestError    an option or attachment is not acceptable
 │   ├── InsufficientCreditsError
-│   └── JobNotFoundError
+│   ├── JobNotFoundError
+│   └── NotAllowedError        not the job's owner, not a moderator or manager, or another server's job
 ├── ProviderError              raised only by bot/providers
 │   ├── ProviderTransientError   retry later (timeouts, connection errors, 429, 5xx)
 │   ├── ProviderPermanentError   fail the job (400/401/403/404/422, out of credits)
@@ -45,6 +46,10 @@ class InsufficientCreditsError(UserError):
 
 class JobNotFoundError(UserError):
     """No job with that id belongs to the member."""
+
+
+class NotAllowedError(UserError):
+    """The member may not do that here; another server's job is refused exactly like a job that does not exist."""
 
 
 class ProviderError(FluxcordError):

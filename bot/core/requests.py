@@ -10,12 +10,20 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import InvalidRequestError
 from bot.core.sizes import ASPECT_RATIOS, AspectRatio, Megapixels, nearest_aspect_ratio, output_size
+from bot.core.text import echo
 
 OutputFormat = Literal["webp", "jpg", "png"]
+#: `/vary` also takes `auto`: the listed ratio nearest the input image's
+VaryAspectRatio = Literal["auto", AspectRatio]
+VaryModel = Literal["schnell", "dev"]
+OnOff = Literal["on", "off"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 MEGAPIXELS: tuple[Megapixels, ...] = get_args(Megapixels)
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 1000
+MAX_COUNT = 4
+MAX_GUIDANCE = 10.0
+MAX_QUALITY = 100
 
 
 class ModelId(StrEnum):
@@ -79,7 +87,7 @@ def random_seed() -> int:
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     text = str(value).strip().lower()
     if text not in allowed:
-        raise InvalidRequestError(f"`{name}` must be one of {', '.join(allowed)} (got {value!r}).")
+        raise InvalidRequestError(f"`{name}` must be one of {', '.join(allowed)} (got {echo(value)}).")
     return text
 
 
@@ -87,10 +95,10 @@ def _int_in(name: str, value: object, low: int, high: int, context: str = "") ->
     try:
         number = int(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
-        raise InvalidRequestError(f"`{name}` must be a whole number (got {value!r}).") from None
+        raise InvalidRequestError(f"`{name}` must be a whole number (got {echo(value)}).") from None
     if isinstance(value, bool) or not low <= number <= high:
         where = f" {context}" if context else ""
-        raise InvalidRequestError(f"`{name}` must be between {low} and {high}{where} (got {value!r}).")
+        raise InvalidRequestError(f"`{name}` must be between {low} and {high}{where} (got {echo(value)}).")
     return number
 
 
@@ -98,9 +106,9 @@ def _float_in(name: str, value: object, low: float, high: float) -> float:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise InvalidRequestError(f"`{name}` must be a number (got {value!r}).") from None
+        raise InvalidRequestError(f"`{name}` must be a number (got {echo(value)}).") from None
     if not low <= number <= high:
-        raise InvalidRequestError(f"`{name}` must be between {low:g} and {high:g} (got {value!r}).")
+        raise InvalidRequestError(f"`{name}` must be between {low:g} and {high:g} (got {echo(value)}).")
     return number
 
 
@@ -129,12 +137,12 @@ def _common(
 ) -> dict[str, object]:
     safety_text = _choice("safety", safety, ("on", "off")) if not isinstance(safety, bool) else None
     return {
-        "count": _int_in("count", count, 1, 4),
+        "count": _int_in("count", count, 1, MAX_COUNT),
         "megapixels": _choice("megapixels", megapixels, MEGAPIXELS),
         "steps": None if steps is None else _int_in("steps", steps, 1, model.max_steps, f"for {model.label}"),
         "seed": None if seed is None else _int_in("seed", seed, 0, MAX_SEED),
         "output_format": _choice("format", "jpg" if str(output_format) == "jpeg" else output_format, OUTPUT_FORMATS),
-        "quality": _int_in("quality", quality, 0, 100),
+        "quality": _int_in("quality", quality, 0, MAX_QUALITY),
         "safety": safety if isinstance(safety, bool) else safety_text == "on",
     }
 
@@ -143,7 +151,7 @@ class VaryOptions(_CommonOptions):
     """Validated `/vary` options; `aspect_ratio` may still be `auto` until the input image is known."""
 
     model: Literal[ModelId.REDUX_SCHNELL, ModelId.REDUX_DEV] = ModelId.REDUX_SCHNELL
-    aspect_ratio: AspectRatio | Literal["auto"] = "auto"
+    aspect_ratio: VaryAspectRatio = "auto"
     guidance: float | None = None
 
     @classmethod
@@ -181,7 +189,7 @@ class VaryOptions(_CommonOptions):
                 **values,
                 "model": model_id,
                 "aspect_ratio": _choice("aspect_ratio", aspect_ratio, ("auto", *ASPECT_RATIOS)),
-                "guidance": None if guidance is None else _float_in("guidance", guidance, 0, 10),
+                "guidance": None if guidance is None else _float_in("guidance", guidance, 0, MAX_GUIDANCE),
             }
         )
 

@@ -12,6 +12,9 @@ from bot.core.jobs import Job, StoredOutput
 from bot.core.limits import OperatorPolicy, Policy, check_admission, check_usage
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions, random_seed
+from bot.core.text import truncate
+from bot.jobs.access import Action, authorize, authorize_job
+from bot.jobs.downloads import AttachmentFetcher
 from bot.jobs.engine import JobEngine, JobOrder
 from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
@@ -22,7 +25,7 @@ ACCEPTED_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 @dataclass(frozen=True, slots=True)
 class Requester:
-    """Who asks, where, and under which interaction (the idempotency key)."""
+    """Who asks, where, with which permissions, and under which interaction (the idempotency key)."""
 
     guild_id: int
     user_id: int
@@ -30,6 +33,10 @@ class Requester:
     request_id: str
     role_ids: frozenset[int] = frozenset()
     channel_nsfw: bool = False
+    #: Manage Messages: may delete other members' results
+    moderator: bool = False
+    #: Manage Server: may administer the server's settings and look at anyone's credits
+    manager: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class GenerationService:
         ledger: LedgerRepo,
         guilds: GuildRepo,
         operator: OperatorPolicy,
+        fetcher: AttachmentFetcher,
         max_input_bytes: int,
         max_input_pixels: int,
     ) -> None:
@@ -61,6 +69,7 @@ class GenerationService:
         self.ledger = ledger
         self.guilds = guilds
         self.operator = operator
+        self.fetcher = fetcher
         self.max_input_bytes = max_input_bytes
         self.max_input_pixels = max_input_pixels
 
@@ -71,11 +80,19 @@ class GenerationService:
             raise InvalidRequestError("That attachment is not an image; attach a PNG, JPEG, WebP or GIF.")
         if kind and kind not in ACCEPTED_TYPES:
             raise InvalidRequestError(f"{kind} images are not supported; attach a PNG, JPEG, WebP or GIF.")
-        limit = min(self.max_input_bytes, upload_limit or self.max_input_bytes)
+        limit = self._input_limit(upload_limit)
         if size > limit:
             raise InvalidRequestError(
                 f"That image is {size / 1_048_576:.1f} MB; the limit is {limit / 1_048_576:.0f} MB."
             )
+
+    def _input_limit(self, upload_limit: int | None) -> int:
+        return min(self.max_input_bytes, upload_limit or self.max_input_bytes)
+
+    async def fetch_input(self, url: str, *, size: int, content_type: str | None, upload_limit: int | None) -> bytes:
+        """Check an attachment by what it declares, then download it from Discord, reading no more than the limit."""
+        self.check_attachment(size=size, content_type=content_type, upload_limit=upload_limit)
+        return await self.fetcher.fetch(url, limit=self._input_limit(upload_limit))
 
     async def policy(self, who: Requester) -> Policy:
         """The server's rules as they apply to this member now."""
@@ -107,7 +124,7 @@ class GenerationService:
 
     async def reroll(self, who: Requester, job_id: str) -> Job:
         """The same input and options with a new seed, paid by whoever asks."""
-        source = await self._job(job_id)
+        source = await self.job_for(who, Action.REROLL, job_id)
         spec = source.spec.with_seed(random_seed())
         policy = await self.admit(who, spec)
         order = self._order(who, spec, input_sha256=source.input_sha256, origin="reroll", parent=source)
@@ -115,10 +132,10 @@ class GenerationService:
 
     async def variation(self, who: Requester, job_id: str, index: int) -> Job:
         """Vary output `index` (1-based) of a finished job with the same options."""
-        source = await self._job(job_id)
-        outputs = await self.jobs.outputs(job_id)
+        source = await self.job_for(who, Action.VARY, job_id)
+        outputs = await self.jobs.outputs(source.id)
         if not 1 <= index <= len(outputs):
-            raise InvalidRequestError(f"Job `{job_id}` has no image {index}.")
+            raise InvalidRequestError(f"Job `{source.id}` has no image {index}.")
         normalized = await normalize_input_async(
             outputs[index - 1].data, max_bytes=self.max_input_bytes, max_pixels=self.max_input_pixels
         )
@@ -137,20 +154,35 @@ class GenerationService:
         order = self._order(who, spec, input_image=normalized, origin="variation", parent=source, index=index)
         return await self.engine.submit(order, policy)
 
+    async def job_for(self, who: Requester, action: Action, job_id: str) -> Job:
+        """The job, if `who` may do `action` to it from where they are; one sentence otherwise."""
+        return authorize_job(who, action, await self.jobs.get(job_id.strip()), job_id)
+
     async def job(self, job_id: str) -> Job:
-        return await self._job(job_id)
+        """Any job by id, for the operator; members go through `job_for`."""
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"There is no job `{truncate(job_id, 24)}`.")
+        return job
 
     async def outputs(self, job_id: str) -> list[StoredOutput]:
         return await self.jobs.outputs(job_id)
 
     async def cancel(self, who: Requester, job_id: str) -> Job:
-        return await self.engine.cancel(job_id.strip(), user_id=who.user_id)
+        job = await self.job_for(who, Action.CANCEL, job_id)
+        return await self.engine.cancel(job.id, user_id=who.user_id)
 
-    async def active_jobs(self, guild_id: int, user_id: int) -> list[Job]:
-        return await self.jobs.active_for_member(guild_id, user_id)
+    async def active_jobs(self, guild_id: int, user_id: int, limit: int = 25) -> list[Job]:
+        return await self.jobs.active_for_member(guild_id, user_id, limit=limit)
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         return await self.jobs.recent_for_member(guild_id, user_id, limit=limit)
+
+    async def member_credits(self, who: Requester, user_id: int, role_ids: frozenset[int]) -> CreditsView:
+        """What `/credits` shows: the member's own, or (for a manager) another member's."""
+        if user_id != who.user_id:
+            authorize(who, Action.VIEW_CREDITS)
+        return await self.credits(who.guild_id, user_id, role_ids)
 
     async def credits(self, guild_id: int, user_id: int, role_ids: frozenset[int] = frozenset()) -> CreditsView:
         """The member's pots (opening the account and topping up today's allowance if due)."""
@@ -163,12 +195,6 @@ class GenerationService:
         midnight = datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
         spent = await self.ledger.spent_since(guild_id, user_id, midnight)
         return CreditsView(balance=balance, spent_today=spent, prices=self.engine.prices, now=now)
-
-    async def _job(self, job_id: str) -> Job:
-        job = await self.jobs.get(job_id)
-        if job is None:
-            raise JobNotFoundError(f"There is no job `{job_id}`.")
-        return job
 
     def _order(
         self,

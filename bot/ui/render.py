@@ -7,6 +7,7 @@ import discord
 from bot.core.credits import next_refill, plural, relative_time
 from bot.core.jobs import Job, JobState, StoredOutput
 from bot.core.requests import ModelId
+from bot.core.text import truncate
 from bot.jobs.notifier import Progress
 from bot.jobs.service import CreditsView
 
@@ -25,10 +26,6 @@ STATE_ICONS = {
     JobState.CANCELLED: "🚫",
     JobState.EXPIRED: "⌛",
 }
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def what(job: Job) -> str:
@@ -92,7 +89,7 @@ def result_content(job: Job, outputs: list[StoredOutput]) -> str:
 def failure_content(job: Job) -> str:
     icon = STATE_ICONS.get(job.state, "❌")
     refund = f" Your {plural(job.cost, 'credit')} were refunded." if job.cost else ""
-    reason = job.error or "No reason was given."
+    reason = truncate(job.error or "No reason was given.", 1000)
     return f"{header(job)}\n{icon} {job.state.value.capitalize()}: {reason}{refund}"
 
 

@@ -10,8 +10,26 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import UserError
+from bot.core.text import truncate
+from bot.ui.fit import fit_content, fit_embed
+from bot.ui.options import option_problem
 
 log = logging.getLogger(__name__)
+
+
+async def acknowledge(interaction: discord.Interaction[Any]) -> bool:
+    """Defer privately ("thinking…") unless already answered; False when Discord no longer knows the interaction.
+
+    Discord waits 3 s for this; every command and button calls it before touching the database or the network.
+    """
+    if interaction.response.is_done():
+        return True
+    try:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    except discord.NotFound:
+        log.info("interaction %s expired before it was acknowledged", interaction.id)
+        return False
+    return True
 
 
 async def reply(
@@ -22,10 +40,13 @@ async def reply(
     file: discord.File | None = None,
     ephemeral: bool = True,
 ) -> None:
-    """Answer whether or not the interaction was already acknowledged; a dead token is logged, not raised."""
-    kwargs: dict[str, Any] = {"content": content, "ephemeral": ephemeral}
+    """Answer whether or not the interaction was already acknowledged; a dead token is logged, not raised.
+
+    What is sent is cut to Discord's limits first: an answer Discord refuses would leave "thinking…" forever.
+    """
+    kwargs: dict[str, Any] = {"content": fit_content(content), "ephemeral": ephemeral}
     if embed is not None:
-        kwargs["embed"] = embed
+        kwargs["embed"] = fit_embed(embed)
     if file is not None:
         kwargs["file"] = file
     try:
@@ -48,6 +69,8 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     """The member-facing sentence for an error, and whether it was expected (no traceback needed)."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
+    if isinstance(error, app_commands.AppCommandError) and isinstance(error.__cause__, UserError):
+        error = error.__cause__  # a check that refused with the service layer's own sentence
     if isinstance(error, UserError):
         return error.message, True
     if isinstance(error, app_commands.MissingPermissions):
@@ -55,7 +78,7 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, app_commands.CheckFailure):
         return "You cannot use this command here.", True
     if isinstance(error, app_commands.TransformerError):
-        return f"`{error.value}` is not a valid value for that option.", True
+        return f"`{truncate(str(error.value), 40)}` is not a valid value for that option.", True
     reference = secrets.token_hex(3)
     log.error("unexpected error (ref %s)", reference, exc_info=error)
     return f"Something went wrong on our side (ref `{reference}`); nothing was charged.", False
@@ -67,7 +90,18 @@ async def reply_error(interaction: discord.Interaction[Any], error: BaseExceptio
 
 
 class FluxTree(app_commands.CommandTree[Any]):
-    """Routes every command error through `describe_error`."""
+    """Acknowledges every command first, refuses options that break their declaration, maps errors to sentences."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.type is not discord.InteractionType.application_command:
+            return True  # autocomplete cannot be deferred; its handlers keep to short, bounded reads
+        if not await acknowledge(interaction):
+            return False
+        problem = option_problem(interaction)
+        if problem is not None:
+            await reply(interaction, problem)
+            return False
+        return True
 
     async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)

@@ -50,6 +50,7 @@ def settings(tmp_path: Path, discord_emu: DiscordEmulator, segmind: SegmindEmula
         discord_token=discord_emu.token,
         discord_api_base=discord_emu.api_base,
         discord_gateway_url=discord_emu.gateway_url,
+        attachment_origins=[discord_emu.root],
         segmind_api_key="SG_test",
         segmind_base_url=segmind.base_url,
         database=tmp_path / "fluxcord.db",

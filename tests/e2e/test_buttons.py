@@ -81,7 +81,7 @@ async def test_info_answers_privately_and_delete_is_refused_to_a_stranger(
     assert fields["Seed"] == "`1234`" and fields["Provider"] == "Segmind" and fields["Steps"] == "4"
 
     refused = await discord_emu.click(result, f"fx:delete:{job_id}", user=stranger)
-    assert "Only the member who asked" in (await refused.wait_reply(lambda m: True)).content
+    assert "Only the member who asked" in (await refused.wait_reply(lambda m: not m.loading)).content
     assert not discord_emu.messages[result.id].deleted
 
     deleted = await discord_emu.click(result, f"fx:delete:{job_id}", user=moderator)

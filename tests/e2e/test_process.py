@@ -23,6 +23,7 @@ async def test_python_m_bot_connects_syncs_and_answers_vary(
         SEGMIND_API_KEY="SG_test",
         FLUXCORD_DISCORD_API_BASE=discord_emu.api_base,
         FLUXCORD_DISCORD_GATEWAY_URL=discord_emu.gateway_url,
+        FLUXCORD_ATTACHMENT_ORIGINS=discord_emu.root,
         FLUXCORD_SEGMIND_BASE_URL=segmind.base_url,
         FLUXCORD_DATABASE=str(tmp_path / "bot.db"),
         FLUXCORD_EXPECTED_SECONDS='{"flux-redux-schnell": 0.5}',
