@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.credits import plural
-from bot.core.errors import InvalidRequestError, NotAllowedError
+from bot.core.errors import InvalidRequestError
 from bot.core.jobs import Job
 from bot.core.requests import (
     MAX_COUNT,
@@ -36,7 +36,7 @@ from bot.services import Services
 from bot.ui import render
 from bot.ui.notifier import DiscordNotifier
 from bot.ui.replies import acknowledge, reply, reply_error
-from bot.ui.views import TEMPLATE, job_of, result_button
+from bot.ui.views import TEMPLATE, result_button
 from cogs.context import requester
 
 DESCRIPTIONS = {
@@ -70,15 +70,6 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         cog = cast(commands.Bot, interaction.client).get_cog(GenerateCog.__cog_name__)
         if isinstance(cog, GenerateCog):
             await cog.on_result_button(interaction, self.action, self.job_id, self.n)
-
-
-def _custom_ids(message: discord.Message) -> list[str]:
-    found: list[str] = []
-    for row in message.components:
-        for child in getattr(row, "children", [row]):
-            if isinstance(getattr(child, "custom_id", None), str):
-                found.append(child.custom_id)
-    return found
 
 
 class GenerateCog(commands.Cog, name="Generate"):
@@ -230,15 +221,14 @@ class GenerateCog(commands.Cog, name="Generate"):
             await reply_error(interaction, error)
 
     async def _delete(self, interaction: discord.Interaction[Any], who: Requester, job_id: str) -> None:
-        """Delete the clicked result: the owner check is about the job that message shows."""
+        """Delete the clicked result; the owner checked is the owner of the job that message shows."""
         message = interaction.message
-        me = interaction.client.user
-        shown = job_of(_custom_ids(message)) if message is not None else None
-        if message is None or me is None or message.author.id != me.id or shown != job_id:
-            raise NotAllowedError("That button does not belong to this message; nothing was deleted.")
-        await self.services.generation.job_for(who, Action.DELETE, shown)
-        with contextlib.suppress(discord.NotFound):  # already gone is what was asked for
-            await message.delete()
+        await self.services.generation.job_for(
+            who, Action.DELETE, job_id, message_id=message.id if message is not None else None
+        )
+        if message is not None:
+            with contextlib.suppress(discord.NotFound):  # already gone is what was asked for
+                await message.delete()
         await reply(interaction, "Deleted.")
 
 

@@ -62,12 +62,18 @@ def no_such_job(job_id: str) -> str:
     return f"There is no job `{truncate(job_id.strip(), 24)}` on this server."
 
 
-def authorize_job(who: Actor, action: Action, job: Job | None, job_id: str) -> Job:
-    """`job` if `who` may do `action` to it; NotAllowedError (or JobNotFoundError) with one sentence otherwise."""
+def authorize_job(who: Actor, action: Action, job: Job | None, job_id: str, *, message_id: int | None = None) -> Job:
+    """`job` if `who` may do `action` to it; NotAllowedError (or JobNotFoundError) with one sentence otherwise.
+
+    A delete names the message it deletes: the job must be the one that message shows, so the owner checked
+    is the owner of what disappears.
+    """
     if job is None:
         raise JobNotFoundError(no_such_job(job_id))
     if job.guild_id != who.guild_id:
         raise NotAllowedError(no_such_job(job_id))
+    if action is Action.DELETE and (message_id is None or job.message_id != message_id):
+        raise NotAllowedError("That button does not belong to this message; nothing was deleted.")
     owner = job.user_id == who.user_id
     if (action is Action.CANCEL and not owner) or (action is Action.DELETE and not (owner or who.moderator)):
         raise NotAllowedError(_REFUSALS[action].format(job=job.id))

@@ -154,9 +154,10 @@ class GenerationService:
         order = self._order(who, spec, input_image=normalized, origin="variation", parent=source, index=index)
         return await self.engine.submit(order, policy)
 
-    async def job_for(self, who: Requester, action: Action, job_id: str) -> Job:
-        """The job, if `who` may do `action` to it from where they are; one sentence otherwise."""
-        return authorize_job(who, action, await self.jobs.get(job_id.strip()), job_id)
+    async def job_for(self, who: Requester, action: Action, job_id: str, *, message_id: int | None = None) -> Job:
+        """The job if `who` may do `action` to it from here (a delete: on `message_id`); one sentence otherwise."""
+        job = await self.jobs.get(job_id.strip())
+        return authorize_job(who, action, job, job_id, message_id=message_id)
 
     async def job(self, job_id: str) -> Job:
         """Any job by id, for the operator; members go through `job_for`."""

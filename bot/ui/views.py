@@ -5,7 +5,6 @@ Rendering only: the generate cog owns what a click does (its persistent DynamicI
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import discord
@@ -13,7 +12,6 @@ import discord
 from bot.core.jobs import Job, StoredOutput
 
 TEMPLATE: Final = r"fx:(?P<action>reroll|vary|info|delete):(?P<job>[a-z0-9]{4,20})(?::(?P<n>[1-4]))?"
-_CUSTOM_ID = re.compile(TEMPLATE)
 
 _LOOKS: Final[dict[str, tuple[str | None, str | None, discord.ButtonStyle]]] = {
     "reroll": ("Re-roll", "🔁", discord.ButtonStyle.primary),
@@ -24,12 +22,6 @@ _LOOKS: Final[dict[str, tuple[str | None, str | None, discord.ButtonStyle]]] = {
 
 def custom_id(action: str, job_id: str, n: int | None = None) -> str:
     return f"fx:{action}:{job_id}" + (f":{n}" if n is not None else "")
-
-
-def job_of(custom_ids: list[str]) -> str | None:
-    """The one job the result buttons in `custom_ids` name, or None when they name none or several."""
-    jobs = {found["job"] for found in map(_CUSTOM_ID.fullmatch, custom_ids) if found is not None}
-    return jobs.pop() if len(jobs) == 1 else None
 
 
 def result_button(action: str, job_id: str, n: int | None = None) -> discord.ui.Button[discord.ui.View]:
@@ -51,4 +43,4 @@ def result_view(job: Job, outputs: list[StoredOutput]) -> discord.ui.View:
     return view
 
 
-__all__ = ["TEMPLATE", "custom_id", "job_of", "result_button", "result_view"]
+__all__ = ["TEMPLATE", "custom_id", "result_button", "result_view"]

@@ -6,7 +6,9 @@ Point discord.py at it before the client logs in::
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(emulator.gateway_url)
 
 Then act as guild members (`slash`, `click`, `autocomplete`, `context_menu`, `post_message`) and observe what the
-bot did (`messages`, `requests`, `commands`, the returned `Interaction` handles).
+bot did (`messages`, `requests`, `commands`, the returned `Interaction` handles). A member may also act through a
+modified client: option values Discord's client would never send (`unchecked=`), changed interaction data
+(`tamper=`), clicks on buttons a message does not carry (`forged=`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT =
 SELECT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
 
 Upload = tuple[str, bytes, str]
+#: changes an interaction's `data` in place before it is dispatched, as a modified client could
+Tamper = Callable[[Json], None]
 
 
 class DiscordEmulator(DiscordWebhooks):
@@ -139,15 +143,30 @@ class DiscordEmulator(DiscordWebhooks):
         attachments: Mapping[str, Upload] | None = None,
         subcommand: str | None = None,
         group: str | None = None,
+        unchecked: bool = False,
+        tamper: Tamper | None = None,
     ) -> Interaction:
-        """Invoke a synced slash command; `attachments` maps option names to (filename, bytes, content type)."""
+        """Invoke a synced slash command; `attachments` maps option names to (filename, bytes, content type).
+
+        As a modified client would: `unchecked` sends option values without the checks Discord's client makes
+        (types, ranges, lengths, choices), and `tamper` may change the interaction's `data` before it is sent.
+        """
         command, guild_id = self.find_command(name, 1)
         target = self.channel(self.channel_id if channel_id is None else channel_id).id
         self._check_visible(command, user, target)
         options_payload, resolved = self._options(
-            command, dict(options or {}), dict(attachments or {}), target, subcommand, group, focused=None
+            command,
+            dict(options or {}),
+            dict(attachments or {}),
+            target,
+            subcommand,
+            group,
+            focused=None,
+            unchecked=unchecked,
         )
         data = self._command_data(command, guild_id, options_payload, resolved)
+        if tamper is not None:
+            tamper(data)
         interaction = self.new_interaction(2, user=user, channel_id=target, data=data)
         await asyncio.sleep(0)
         return interaction
@@ -170,7 +189,9 @@ class DiscordEmulator(DiscordWebhooks):
         target = self.channel(self.channel_id if channel_id is None else channel_id).id
         self._check_visible(command, user, target)
         values = dict(options or {}) | {option: value}
-        options_payload, resolved = self._options(command, values, {}, target, subcommand, group, focused=option)
+        options_payload, resolved = self._options(
+            command, values, {}, target, subcommand, group, focused=option, unchecked=False
+        )
         data = self._command_data(command, guild_id, options_payload, resolved)
         interaction = self.new_interaction(4, user=user, channel_id=target, data=data)
         await self.signal.wait_until(
@@ -180,8 +201,10 @@ class DiscordEmulator(DiscordWebhooks):
         )
         return list(interaction.choices or [])
 
-    async def context_menu(self, name: str, *, user: Member, message: StoredMessage) -> Interaction:
-        """Run a message command ("Apps" menu) on `message`."""
+    async def context_menu(
+        self, name: str, *, user: Member, message: StoredMessage, tamper: Tamper | None = None
+    ) -> Interaction:
+        """Run a message command ("Apps" menu) on `message`; `tamper` may change `data` first (a modified client)."""
         command, guild_id = self.find_command(name, 3)
         target = self.live_message(message.id)
         self._check_visible(command, user, target.channel_id)
@@ -194,16 +217,32 @@ class DiscordEmulator(DiscordWebhooks):
         }
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
+        if tamper is not None:
+            tamper(data)
         interaction = self.new_interaction(2, user=user, channel_id=target.channel_id, data=data)
         await asyncio.sleep(0)
         return interaction
 
     async def click(
-        self, message: StoredMessage, custom_id: str, *, user: Member, values: list[str] | None = None
+        self,
+        message: StoredMessage,
+        custom_id: str,
+        *,
+        user: Member,
+        values: list[str] | None = None,
+        forged: bool = False,
     ) -> Interaction:
-        """Click a button (or pick `values` in a select) on the message as it is stored now."""
+        """Click a button (or pick `values` in a select) on the message as it is stored now.
+
+        `forged` clicks a button with a `custom_id` the message does not carry, as a modified client could: the
+        interaction's copy of the message shows that button in place of the message's own.
+        """
         current = self.live_message(message.id)
         component = next((c for c in iter_components(current.components) if c.get("custom_id") == custom_id), None)
+        shown: Json | None = None
+        if component is None and forged:
+            component = {"type": 2, "style": 2, "label": "forged", "custom_id": custom_id}
+            shown = current.to_payload() | {"components": [{"type": 1, "components": [component]}]}
         if component is None:
             raise LookupError(f"no component {custom_id!r} on message {current.id}; it has {custom_ids(current)}")
         if component.get("disabled"):
@@ -211,7 +250,9 @@ class DiscordEmulator(DiscordWebhooks):
         data: Json = {"custom_id": custom_id, "component_type": component.get("type", 2)}
         if data["component_type"] in SELECT_TYPES:
             data["values"] = list(values or [])
-        interaction = self.new_interaction(3, user=user, channel_id=current.channel_id, data=data, message=current)
+        interaction = self.new_interaction(
+            3, user=user, channel_id=current.channel_id, data=data, message=current, message_payload=shown
+        )
         await asyncio.sleep(0)
         return interaction
 
@@ -287,6 +328,7 @@ class DiscordEmulator(DiscordWebhooks):
         group: str | None,
         *,
         focused: str | None,
+        unchecked: bool,
     ) -> tuple[list[Json], Json]:
         """The `data.options` tree and `data.resolved` for the given values, typed by the synced definition."""
         definitions: list[Json] = command.get("options") or []
@@ -313,8 +355,10 @@ class DiscordEmulator(DiscordWebhooks):
             if name in uploads:
                 leaf.append(self._attachment_option(definition, uploads[name], channel_id, resolved))
             elif name in values:
-                leaf.append(self._option(definition, values[name], resolved, focused=name == focused))
-            elif definition.get("required") and focused is None:
+                leaf.append(
+                    self._option(definition, values[name], resolved, focused=name == focused, unchecked=unchecked)
+                )
+            elif definition.get("required") and focused is None and not unchecked:
                 raise ValueError(f"/{command['name']}: required option {name!r} is missing")
         for kind, wanted in reversed(path):
             leaf = [{"type": kind, "name": wanted, "options": leaf}]
@@ -331,11 +375,15 @@ class DiscordEmulator(DiscordWebhooks):
         resolved.setdefault("attachments", {})[str(stored.id)] = stored.to_payload()
         return {"name": definition["name"], "type": ATTACHMENT, "value": str(stored.id)}
 
-    def _option(self, definition: Json, value: object, resolved: dict[str, dict[str, Json]], *, focused: bool) -> Json:
+    def _option(
+        self, definition: Json, value: object, resolved: dict[str, dict[str, Json]], *, focused: bool, unchecked: bool
+    ) -> Json:
         name, kind = definition["name"], definition.get("type")
         option: Json = {"name": name, "type": kind}
         if focused:
             return option | {"value": str(value), "focused": True}
+        if unchecked and kind in (STRING, INTEGER, NUMBER, BOOLEAN):
+            return option | {"value": value}
         if kind == STRING:
             if not isinstance(value, str):
                 raise TypeError(f"option {name!r} takes a str, not {value!r}")

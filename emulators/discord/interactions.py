@@ -12,6 +12,7 @@ from emulators.discord.models import ALL_PERMISSIONS, EPHEMERAL, LOADING, Json, 
 from emulators.discord.rest import DiscordRest
 from emulators.discord.server import Call, json_reply, no_content
 from emulators.discord.state import ApiError, unknown_message
+from emulators.discord.validation import choices_problem
 
 # Which callback types each interaction type accepts (2 command, 3 component, 4 autocomplete, 5 modal submit).
 ALLOWED_CALLBACKS: Final[dict[int, frozenset[int]]] = {
@@ -20,7 +21,6 @@ ALLOWED_CALLBACKS: Final[dict[int, frozenset[int]]] = {
     4: frozenset({8}),
     5: frozenset({4, 5, 6, 7}),
 }
-MAX_CHOICES: Final = 25
 
 
 class DiscordWebhooks(DiscordRest):
@@ -43,8 +43,12 @@ class DiscordWebhooks(DiscordRest):
         channel_id: int | None,
         data: Json,
         message: StoredMessage | None = None,
+        message_payload: Json | None = None,
     ) -> Interaction:
-        """Create, register and dispatch one INTERACTION_CREATE; fails if no bot is connected."""
+        """Create, register and dispatch one INTERACTION_CREATE; fails if no bot is connected.
+
+        `message_payload` replaces what the interaction says about `message` (a modified client's forgery).
+        """
         channel = self.channel(self.channel_id if channel_id is None else channel_id)
         if user.id not in self.guild.members:
             raise KeyError(f"{user.name} is not a member of the guild; use add_member()")
@@ -75,7 +79,7 @@ class DiscordWebhooks(DiscordRest):
             "data": data,
         }
         if message is not None:
-            payload["message"] = message.to_payload()
+            payload["message"] = message_payload if message_payload is not None else message.to_payload()
         interaction = Interaction(
             interaction_id=interaction_id,
             token=token,
@@ -139,8 +143,9 @@ class DiscordWebhooks(DiscordRest):
                 resource = None
         elif kind == 8:
             choices = data.get("choices")
-            if not isinstance(choices, list) or len(choices) > MAX_CHOICES:
-                raise ApiError(400, form_error("data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer"))
+            problem = choices_problem(choices)
+            if problem is not None:
+                raise ApiError(400, problem)
             interaction.choices = choices
             resource = None
         else:

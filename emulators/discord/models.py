@@ -74,9 +74,12 @@ def error_body(message: str, code: int, errors: Json | None = None) -> Json:
     return body
 
 
-def form_error(field_name: str, code: str, message: str) -> Json:
-    """Discord's 50035 body for one bad field."""
-    return error_body("Invalid Form Body", 50035, {field_name: {"_errors": [{"code": code, "message": message}]}})
+def form_error(path: str, code: str, message: str) -> Json:
+    """Discord's 50035 body for one bad field; a dotted `path` ("embeds.0.title") nests as Discord nests it."""
+    errors: Json = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path.split(".")):
+        errors = {key: errors}
+    return error_body("Invalid Form Body", 50035, errors)
 
 
 @dataclass(eq=False)

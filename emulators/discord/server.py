@@ -99,6 +99,10 @@ class DiscordServer(DiscordState):
         #: tracebacks of emulator bugs (answered 500); a healthy run leaves this empty
         self.errors: list[str] = []
         self._faults: list[InjectedFault] = []
+        #: attachments the CDN serves with endless bytes after their own and no Content-Length
+        self.endless_attachments: set[int] = set()
+        #: bytes the CDN wrote for each endless attachment before the reader went away
+        self.endless_bytes_sent: dict[int, int] = {}
         self._runner: web.AppRunner | None = None
         self._add_routes()
 
@@ -298,18 +302,38 @@ class DiscordServer(DiscordState):
         except ValueError:
             raise ApiError(400, error_body("The request body contains invalid JSON.", 50109)) from None
 
-    async def _cdn(self, request: web.Request) -> web.Response:
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
         try:
             attachment = self.attachments.get(int(request.match_info["attachment"]))
         except ValueError:
             attachment = None
+        route = "GET /attachments/{channel}/{attachment}/{filename}"
+        if attachment is not None and attachment.id in self.endless_attachments:
+            self._record(request, route, 200, arrived)
+            return await self._endless(request, attachment.id, attachment.data, attachment.content_type)
         if attachment is None or str(attachment.id) != request.match_info["attachment"]:
             response = web.Response(status=404, text="This content is no longer available.")
         else:
             response = web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
-        self._record(request, "GET /attachments/{channel}/{attachment}/{filename}", response.status, arrived)
+        self._record(request, route, response.status, arrived)
         return response
+
+    async def _endless(self, request: web.Request, attachment_id: int, data: bytes, kind: str) -> web.StreamResponse:
+        """The attachment's bytes, then zeros until the reader hangs up: a body far larger than declared."""
+        response = web.StreamResponse(headers={"Content-Type": kind})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent, chunk = 0, bytes(64 * 1024)
+        try:
+            await response.write(data)
+            sent += len(data)
+            while True:
+                await response.write(chunk)
+                sent += len(chunk)
+                self.endless_bytes_sent[attachment_id] = sent
+        except (ConnectionError, RuntimeError):
+            return response  # the reader went away, which is what a capped reader does
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         self._record(request, "GET /gateway", 101, time.monotonic())

@@ -32,15 +32,13 @@ from emulators.discord.models import (
     error_body,
     form_error,
 )
+from emulators.discord.validation import message_problem
 
 # Interaction tokens (and the followup webhook behind them) live 15 minutes.
 TOKEN_LIFETIME: Final = 15 * 60.0
 # Flags a message author may set; EPHEMERAL only through interactions.
 SETTABLE_FLAGS: Final = (1 << 2) | (1 << 12) | IS_COMPONENTS_V2
-MAX_CONTENT: Final = 2000
-MAX_EMBEDS: Final = 10
 MAX_FILES: Final = 10
-MAX_ROWS: Final = 5
 
 
 # What the bot synced: global definitions, per-guild definitions, and the number of PUTs.
@@ -259,20 +257,11 @@ class DiscordState:
             raise ApiError(400, form_error("attachments", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."))
         return result
 
-    def _validate(self, content: str, embeds: list[Json], components: list[Json], flags: int, files: int) -> None:
-        if flags & IS_COMPONENTS_V2:
-            if content or embeds:
-                raise ApiError(
-                    400, form_error("content", "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2", "Invalid")
-                )
-        elif len(components) > MAX_ROWS:
-            raise ApiError(400, form_error("components", "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length."))
-        if len(content) > MAX_CONTENT:
-            raise ApiError(400, form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."))
-        if len(embeds) > MAX_EMBEDS:
-            raise ApiError(400, form_error("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."))
-        if not (content or embeds or components or files):
-            raise ApiError(400, error_body("Cannot send an empty message", 50006))
+    @staticmethod
+    def _validate(content: str, embeds: list[Json], components: list[Json], flags: int, files: int) -> None:
+        problem = message_problem(content, embeds, components, flags, files)
+        if problem is not None:
+            raise ApiError(400, problem)
 
     def create_message(
         self,
