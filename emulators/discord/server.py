@@ -101,8 +101,9 @@ class DiscordServer(DiscordState):
         self._faults: list[InjectedFault] = []
         #: attachments the CDN serves with endless bytes after their own and no Content-Length
         self.endless_attachments: set[int] = set()
-        #: bytes the CDN wrote for each endless attachment before the reader went away
+        #: bytes the CDN wrote for each endless attachment, and those whose reader hung up
         self.endless_bytes_sent: dict[int, int] = {}
+        self.endless_abandoned: set[int] = set()
         self._runner: web.AppRunner | None = None
         self._add_routes()
 
@@ -333,7 +334,10 @@ class DiscordServer(DiscordState):
                 sent += len(chunk)
                 self.endless_bytes_sent[attachment_id] = sent
         except (ConnectionError, RuntimeError):
-            return response  # the reader went away, which is what a capped reader does
+            # The reader went away, which is what a capped reader does.
+            self.endless_abandoned.add(attachment_id)
+            self.signal.bump()
+            return response
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         self._record(request, "GET /gateway", 101, time.monotonic())
