@@ -64,3 +64,9 @@ def test_emulators_import_nothing_from_the_product(path: Path) -> None:
 def test_product_code_never_imports_the_emulators(path: Path) -> None:
     # Only the command line's `emulate` reaches them, so the Docker image (which leaves them out) still runs.
     assert not {name for name in imports(path) if name.split(".")[0] == "emulators"}
+
+
+@pytest.mark.parametrize("path", files("bot/ui", "cogs"), ids=str)
+def test_the_front_end_never_reaches_for_the_composition_root(path: Path) -> None:
+    # Counting imports made only for type checking: cogs get their services through `Services.of(bot)`.
+    assert not imports(path) & {"bot.app", "bot.client"}
