@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from bot.core.jobs import SystemClock
 from bot.jobs.admin import AdminService
+from bot.jobs.balances import BalanceBook
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.gate import ProviderGate
 from bot.jobs.notifier import JobNotifier
@@ -49,6 +51,7 @@ class Services:
     engine: JobEngine
     generation: GenerationService
     admin: AdminService
+    balances: BalanceBook
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -121,7 +124,10 @@ async def open_services(
     try:
         async with aiohttp.ClientSession() as http:
             ledger = LedgerRepo(db)
-            jobs = JobRepo(db, ledger)
+            jobs = JobRepo(db, ledger, settings.operator_guard)
+            meta = MetaRepo(db)
+            clock = SystemClock()
+            balances = BalanceBook(meta, thresholds=settings.low_balances, clock=clock)
             engine = JobEngine(
                 jobs=jobs,
                 providers=build_providers(settings, http),
@@ -131,6 +137,8 @@ async def open_services(
                 planner=PollPlanner(
                     settings.poll_min_interval, settings.poll_max_interval, defaults=dict(settings.expected_seconds)
                 ),
+                clock=clock,
+                balances=balances,
             )
             guilds = GuildRepo(db)
             generation = GenerationService(
@@ -149,7 +157,7 @@ async def open_services(
                     http=http,
                     ledger=ledger,
                     jobs=jobs,
-                    meta=MetaRepo(db),
+                    meta=meta,
                     guilds=guilds,
                     engine=engine,
                     generation=generation,
@@ -159,7 +167,9 @@ async def open_services(
                         operator=settings.operator_policy,
                         clock=engine.clock,
                         providers=tuple(slot.provider.name for slot in engine.pool.slots),
+                        balances=balances,
                     ),
+                    balances=balances,
                 )
             finally:
                 await engine.stop()
