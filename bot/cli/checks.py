@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -127,12 +127,10 @@ async def check_keys(settings: Settings, names: Sequence[str] | None = None) -> 
     wanted = [n for n in (names or settings.providers) if settings.provider_key(n)]
     timeout = min(settings.request_timeout, 15.0)
     async with aiohttp.ClientSession() as http:
-        providers = [
-            cast(KeyChecker, build_provider(name, settings.model_copy(update={"request_timeout": timeout}), http, key))
-            for name in wanted
-            if (key := settings.provider_key(name))
-        ]
-        return list(await asyncio.gather(*(provider.check_key() for provider in providers)))
+        quick = settings.model_copy(update={"request_timeout": timeout})
+        providers = [build_provider(name, quick, http, key) for name in wanted if (key := settings.provider_key(name))]
+        checkers = [provider for provider in providers if isinstance(provider, KeyChecker)]
+        return list(await asyncio.gather(*(checker.check_key() for checker in checkers)))
 
 
 async def run_check(settings: Settings, *, online: bool, stream: TextIO) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,6 +25,7 @@ class KeyCheck:
     reachable: bool = True
 
 
+@runtime_checkable
 class KeyChecker(Protocol):
     """An adapter that can prove its key with a call that costs nothing."""
 
