@@ -213,7 +213,41 @@ async def run_bot(settings: Settings) -> None:
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     async with open_bot(settings) as bot:
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        closing: list[asyncio.Future[None]] = []
+
+        def stop() -> None:
+            stopping.set()
+            closing.append(asyncio.ensure_future(bot.close()))
+
         for signame in ("SIGTERM", "SIGINT"):
             with contextlib.suppress(NotImplementedError, AttributeError):
-                loop.add_signal_handler(getattr(signal, signame), lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(token)
+                loop.add_signal_handler(getattr(signal, signame), stop)
+        try:
+            await bot.start(token)
+        except AttributeError:
+            # discord.py 2.7 trips over its missing websocket when the first gateway connection never
+            # opened: when it retries (the gateway is unreachable) and when it is closed meanwhile.
+            if stopping.is_set():
+                return
+            if bot.ws is None:
+                raise GatewayUnreachableError(str(discord_gateway())) from None
+            raise
+        except Exception:
+            if not stopping.is_set():
+                raise
+
+
+class GatewayUnreachableError(ConnectionError):
+    """Discord's REST API answered but its gateway (the websocket events arrive on) could not be reached."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"could not reach the gateway {url}")
+        self.url = url
+
+
+def discord_gateway() -> object:
+    import discord.gateway
+
+    return discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

@@ -19,6 +19,8 @@ def configure_logging(level: str | int, *, verbose: bool = False, stream: TextIO
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
+    if not verbose:
+        handler.addFilter(library_tracebacks_in_one_line)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -27,3 +29,14 @@ def configure_logging(level: str | int, *, verbose: bool = False, stream: TextIO
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else max(logging.WARNING, numeric))
     return handler
+
+
+def library_tracebacks_in_one_line(record: logging.LogRecord) -> bool:
+    """A library's traceback (discord.py retrying a connection, say) becomes its last line; -v shows it whole."""
+    if record.exc_info and record.exc_info[1] is not None and record.name.split(".")[0] in QUIET_LIBRARIES:
+        error = record.exc_info[1]
+        record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True

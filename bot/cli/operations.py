@@ -10,6 +10,7 @@ from typing import TypeVar
 import aiohttp
 import discord
 
+from bot.app import GatewayUnreachableError
 from bot.cli.checks import TOKEN_HELP, discord_unreachable
 from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CliError
 from bot.settings import Settings
@@ -26,6 +27,12 @@ async def talking_to_discord(call: Awaitable[T]) -> T:
         return await call
     except discord.LoginFailure:
         raise CliError(TOKEN_REFUSED, EXIT_FAILED) from None
+    except GatewayUnreachableError as exc:
+        raise CliError(
+            f"Could not reach Discord's gateway at {exc.url}; check the network, or FLUXCORD_DISCORD_GATEWAY_URL "
+            "if you set it.",
+            EXIT_UNREACHABLE,
+        ) from None
     except discord.PrivilegedIntentsRequired:
         raise CliError("Discord refused a privileged intent; Fluxcord needs none, so check the code.") from None
     except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:

@@ -168,3 +168,25 @@ def test_help_lists_the_exit_codes_and_imagine_offers_only_what_it_accepts(tmp_p
     imagine = run_bot(tmp_path, "imagine", "--help", env=clean_env())
     assert "dev" not in imagine.stdout.split("exit codes:")[0]
     assert "--model" not in imagine.stdout and "--guidance" not in imagine.stdout
+
+
+async def test_an_unreachable_gateway_ends_run_with_one_sentence(tmp_path: Path) -> None:
+    async with DiscordEmulator() as discord_emu:  # REST answers; the gateway URL leads nowhere
+        env = clean_env(
+            FLUXCORD_DISCORD_TOKEN=discord_emu.token,
+            FLUXCORD_DISCORD_API_BASE=discord_emu.api_base,
+            FLUXCORD_DISCORD_GATEWAY_URL=f"ws://127.0.0.1:{CLOSED}/gateway",
+            FLUXCORD_DATABASE=str(tmp_path / "bot.db"),
+            **KEYED,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+        )
+        _, errors = await asyncio.wait_for(process.communicate(), DEADLINE)
+    text = errors.decode()
+    assert process.returncode == EXIT_UNREACHABLE, text
+    assert "Traceback" not in text and discord_emu.token not in text
+    assert text.strip().splitlines()[-1] == (
+        f"Could not reach Discord's gateway at ws://127.0.0.1:{CLOSED}/gateway; check the network, "
+        "or FLUXCORD_DISCORD_GATEWAY_URL if you set it."
+    )
