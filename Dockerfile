@@ -1,4 +1,5 @@
-# Fluxcord: docker build -t fluxcord . && docker run --env-file .env -v fluxcord-data:/data fluxcord
+# Fluxcord: `docker compose up -d` (compose.yaml), or
+#   docker build -t fluxcord . && docker run -d --env-file .env -v fluxcord-data:/data fluxcord
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,11 +13,15 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
+# The process runs as an unprivileged user (uid 10001) that owns only the data volume.
 RUN pip install . \
  && useradd --system --uid 10001 --home-dir /app fluxcord \
  && mkdir -p /data && chown fluxcord /data
 
 USER fluxcord
-# The database and its -wal/-shm files live together on this volume.
+# The database and its -wal/-shm files live together on this volume; back it up with
+#   docker compose exec fluxcord python -m bot backup /data/backup.db
 VOLUME ["/data"]
+# `docker stop` sends SIGTERM: the bot finishes its bookkeeping and closes; unfinished jobs resume on the next start.
+STOPSIGNAL SIGTERM
 CMD ["python", "-m", "bot"]

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from bot.core.jobs import SystemClock
 from bot.jobs.admin import AdminService
+from bot.jobs.balances import BalanceBook
 from bot.jobs.downloads import AttachmentFetcher
 from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.gate import ProviderGate
@@ -106,7 +108,10 @@ async def open_services(
     try:
         async with aiohttp.ClientSession() as http:
             ledger = LedgerRepo(db)
-            jobs = JobRepo(db, ledger)
+            jobs = JobRepo(db, ledger, settings.operator_guard)
+            meta = MetaRepo(db)
+            clock = SystemClock()
+            balances = BalanceBook(meta, thresholds=settings.low_balances, clock=clock)
             engine = JobEngine(
                 jobs=jobs,
                 providers=build_providers(settings, http),
@@ -116,6 +121,8 @@ async def open_services(
                 planner=PollPlanner(
                     settings.poll_min_interval, settings.poll_max_interval, defaults=dict(settings.expected_seconds)
                 ),
+                clock=clock,
+                balances=balances,
             )
             guilds = GuildRepo(db)
             generation = GenerationService(
@@ -135,7 +142,7 @@ async def open_services(
                     http=http,
                     ledger=ledger,
                     jobs=jobs,
-                    meta=MetaRepo(db),
+                    meta=meta,
                     guilds=guilds,
                     engine=engine,
                     generation=generation,
@@ -145,7 +152,9 @@ async def open_services(
                         operator=settings.operator_policy,
                         clock=engine.clock,
                         providers=tuple(slot.provider.name for slot in engine.pool.slots),
+                        balances=balances,
                     ),
+                    balances=balances,
                 )
             finally:
                 await engine.stop()
@@ -189,7 +198,41 @@ async def run_bot(settings: Settings) -> None:
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     async with open_bot(settings) as bot:
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        closing: list[asyncio.Future[None]] = []
+
+        def stop() -> None:
+            stopping.set()
+            closing.append(asyncio.ensure_future(bot.close()))
+
         for signame in ("SIGTERM", "SIGINT"):
             with contextlib.suppress(NotImplementedError, AttributeError):
-                loop.add_signal_handler(getattr(signal, signame), lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(token)
+                loop.add_signal_handler(getattr(signal, signame), stop)
+        try:
+            await bot.start(token)
+        except AttributeError:
+            # discord.py 2.7 trips over its missing websocket when the first gateway connection never
+            # opened: when it retries (the gateway is unreachable) and when it is closed meanwhile.
+            if stopping.is_set():
+                return
+            if bot.ws is None:
+                raise GatewayUnreachableError(str(discord_gateway())) from None
+            raise
+        except Exception:
+            if not stopping.is_set():
+                raise
+
+
+class GatewayUnreachableError(ConnectionError):
+    """Discord's REST API answered but its gateway (the websocket events arrive on) could not be reached."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"could not reach the gateway {url}")
+        self.url = url
+
+
+def discord_gateway() -> object:
+    import discord.gateway
+
+    return discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

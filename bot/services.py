@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.jobs.admin import AdminService
+from bot.jobs.balances import BalanceBook
 from bot.jobs.engine import JobEngine
 from bot.jobs.service import GenerationService
 from bot.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     engine: JobEngine
     generation: GenerationService
     admin: AdminService
+    balances: BalanceBook
 
     @classmethod
     def of(cls, bot: object) -> Services:

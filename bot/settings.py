@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.core.limits import Limits, OperatorPolicy
+from bot.core.limits import Limits, OperatorGuard, OperatorPolicy
 from bot.core.pricing import PriceList
 from bot.core.requests import ModelId
 from bot.jobs.downloads import DISCORD_CDN_ORIGINS
@@ -29,6 +31,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `KEY=` in .env or `docker run --env-file` means "not set", for every setting and every alias.
+        env_ignore_empty=True,
     )
 
     # Discord
@@ -112,6 +116,21 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(default=20, ge=0)
     server_concurrency: int = Field(default=8, ge=1)
 
+    # Operating it
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR, for `python -m bot run`.")
+    allowed_guilds: Annotated[list[int], NoDecode] = Field(
+        default=[], description="Server ids the bot serves, comma-separated; empty = every server it is in."
+    )
+    daily_credit_cap: int = Field(
+        default=2500, ge=0, description="Credits all servers together may spend a day (UTC), whatever each allows."
+    )
+    segmind_low_balance: float = Field(
+        default=5.0, ge=0, description="Warn when Segmind reports fewer credits than this (0 = never)."
+    )
+    onemin_low_balance: float = Field(
+        default=0.0, ge=0, description="Warn when 1min.ai reports fewer credits than this (0 = never)."
+    )
+
     @field_validator("providers", mode="before")
     @classmethod
     def _split_providers(cls, value: object) -> object:
@@ -125,6 +144,48 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("allowed_guilds", mode="before")
+    @classmethod
+    def _split_guilds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in re.split(r"[\s,]+", value) if part]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            level = value.strip().upper()
+            if level not in LOG_LEVELS:
+                raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+            return level
+        return value
+
+    @field_validator("segmind_base_url", "replicate_base_url", "eachlabs_base_url")
+    @classmethod
+    def _api_root(cls, value: str) -> str:
+        return checked_url(value, schemes=("http", "https"), api_root=True)
+
+    @field_validator("discord_api_base")
+    @classmethod
+    def _discord_url(cls, value: str | None) -> str | None:
+        return None if value is None else checked_url(value, schemes=("http", "https"))
+
+    @field_validator("onemin_base_url")
+    @classmethod
+    def _onemin_url(cls, value: str) -> str:
+        return checked_url(value, schemes=("http", "https"), api_root=True, suffix="/api")
+
+    @field_validator("onemin_asset_base_url")
+    @classmethod
+    def _asset_url(cls, value: str) -> str:
+        return checked_url(value, schemes=("http", "https"))
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        return None if value is None else checked_url(value, schemes=("ws", "wss"))
 
     @field_validator("expected_seconds", mode="after")
     @classmethod
@@ -149,6 +210,15 @@ class Settings(BaseSettings):
                 self.max_jobs_per_minute, self.max_active_jobs, self.max_queued_jobs, self.server_concurrency
             ),
         )
+
+    @property
+    def operator_guard(self) -> OperatorGuard:
+        return OperatorGuard(allowed_guilds=frozenset(self.allowed_guilds), daily_cap=self.daily_credit_cap)
+
+    @property
+    def low_balances(self) -> dict[str, float]:
+        """Below these balances (in each provider's own credits) a warning is logged and shown to admins."""
+        return {"segmind": self.segmind_low_balance, "onemin": self.onemin_low_balance}
 
     def missing(self, *, need_discord: bool) -> list[str]:
         """Names of the settings that must be set before Fluxcord can run, each with what to do."""
@@ -179,6 +249,29 @@ class Settings(BaseSettings):
 
 
 KNOWN_PROVIDERS = ("segmind", "replicate", "eachlabs", "onemin")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_VERSION_SUFFIX = re.compile(r"/v\d+$")
+
+
+def checked_url(value: str, *, schemes: tuple[str, ...], api_root: bool = False, suffix: str | None = None) -> str:
+    """`value` if it is an absolute URL with one of `schemes` and a host; ValueError saying what is wrong otherwise.
+
+    An API root must not end in a version (`/v2`) or `suffix`: the adapters add those themselves.
+    """
+    text = value.strip()
+    parts = urlsplit(text)
+    wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+    if parts.scheme.lower() not in schemes or not parts.hostname or " " in text:
+        raise ValueError(f"{text!r} is not a URL starting with {wanted} and a host name")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    path = parts.path.rstrip("/")
+    if api_root and (_VERSION_SUFFIX.search(path) or (suffix and path.endswith(suffix))):
+        end = path.rsplit("/", 1)[-1]
+        raise ValueError(f"{text!r} ends in /{end}, which Fluxcord adds itself")
+    return text
 
 
 def _secret(value: SecretStr | None) -> str | None:

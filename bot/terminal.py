@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,33 @@ from typing import TextIO
 from bot.core.jobs import Job, StoredOutput
 from bot.jobs.notifier import Progress
 
+# The core words its sentences for Discord members; the terminal names options as flags and files as files.
+_OPTION = re.compile(r"`(?P<name>[a-z_]+)(?::(?P<value>[a-z]+))?`")
+_FLAGS = {"output_format": "--format", "prompt": "the prompt"}
+_PHRASES = (
+    ("The attached file", "The file"),
+    ("That attachment", "That file"),
+    ("save or export it again and attach the new file", "save or export it again"),
+    ("attach a smaller one", "use a smaller one"),
+    ("attach a smaller image", "use a smaller image"),
+    ("; attach a ", "; use a "),
+    ("your credits were refunded", "nothing was charged"),
+)
+
+
+def _flag(match: re.Match[str]) -> str:
+    name, value = match["name"], match["value"]
+    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+    return f"{flag} {value}" if value else flag
+
+
+def terminal_words(sentence: str) -> str:
+    """A sentence written for Discord, in the command line's words: `aspect_ratio` → --aspect-ratio, no attaching."""
+    text = _OPTION.sub(_flag, sentence)
+    for discord_words, terminal in _PHRASES:
+        text = text.replace(discord_words, terminal)
+    return text
+
 
 @dataclass
 class TerminalNotifier:
@@ -20,6 +48,8 @@ class TerminalNotifier:
     out_dir: Path
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     written: dict[str, list[Path]] = field(default_factory=dict)
+    #: why the images of a job could not be written, by job id
+    write_errors: dict[str, str] = field(default_factory=dict)
     finished: dict[str, asyncio.Future[Job]] = field(default_factory=dict)
     _last: str = ""
     _started: float = field(default_factory=time.monotonic)
@@ -38,16 +68,23 @@ class TerminalNotifier:
         self.stream.flush()
 
     async def progress(self, job: Job, progress: Progress) -> None:
-        self._line(progress.line())
+        # Not on a terminal each line stays; one per state is enough there (not one per second).
+        self._line(progress.line() if self.stream.isatty() else progress.line().split(" ·")[0].split(" (")[0])
 
     async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
-        paths = await asyncio.to_thread(self._write, job, outputs)
+        try:
+            paths = await asyncio.to_thread(self._write, job, outputs)
+        except OSError as exc:
+            # Said once and left to the caller; raising tells the engine the result was not delivered.
+            self.write_errors[job.id] = f"{exc.strerror or exc}"
+            self._resolve(job)
+            raise
         self.written[job.id] = paths
         self._line(f"Done in {time.monotonic() - self._started:.1f} s")
         self._resolve(job)
 
     async def failed(self, job: Job) -> None:
-        self._line(f"{job.state.value.capitalize()}: {job.error or 'no reason given'}")
+        # The command prints the one closing sentence; here the progress line just ends.
         self._resolve(job)
 
     def _resolve(self, job: Job) -> None:

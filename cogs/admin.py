@@ -13,10 +13,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.credits import plural
+from bot.core.credits import plural, relative_time
 from bot.core.errors import UserError
 from bot.jobs.access import Action, authorize
 from bot.jobs.admin import MAX_GRANT, MAX_REASON_CHARS, MAX_USAGE_DAYS, AdminService, GuildOverview
+from bot.jobs.balances import ProviderBalance
 from bot.services import Services
 from bot.ui.charts import usage_chart_async
 from bot.ui.fit import fit_choices
@@ -38,7 +39,13 @@ def overview_text(overview: GuildOverview) -> str:
         f"Limits: {limits.jobs_per_minute} jobs a minute, {limits.max_active} running and {limits.max_queued} "
         f"waiting per member, {limits.server_concurrency} running for the server\n"
         f"Channels: {channels} · `safety:off`: {nsfw} · provider: {settings.provider or 'the operator’s order'}"
+        + "".join(balance_line(b) for b in overview.balances)
     )
+
+
+def balance_line(balance: ProviderBalance) -> str:
+    warning = " ⚠️ below the operator's warning level; tell the bot's operator" if balance.low else ""
+    return f"\n{balance.provider} account balance: {balance.remaining:g} credits ({relative_time(balance.at)}){warning}"
 
 
 def guild_id(interaction: discord.Interaction[Any]) -> int:

@@ -334,7 +334,14 @@ class OneMinEmulator(ProviderEmulator):
             return error_response(500, record.error)
         if record.error is None:
             await self._render_all(record)
-        return web.json_response({"aiRecord": self._view(record)})
+        return web.json_response({"aiRecord": self._view(record) | self._team()})
+
+    def _team(self) -> dict[str, Any]:
+        """The team's credit account, as feature answers carry it, when the config sets a balance."""
+        if self.balance is None or self.config.credits is None:
+            return {}
+        limit = int(self.config.credits)
+        return {"teamUser": {"teamId": "emulator", "creditLimit": limit, "usedCredit": limit - self.balance}}
 
     def _run(
         self, feature: str, model: str, prompt_object: dict[str, Any], plan: _Plan, source: bytes | None

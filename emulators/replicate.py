@@ -42,7 +42,7 @@ MODELS: Final = (REDUX_SCHNELL, REDUX_DEV, SCHNELL)
 VERSIONS: Final[dict[str, str]] = {model: hashlib.sha256(model.encode()).hexdigest() for model in MODELS}
 # Dollars per output image, from Replicate's price table.
 PRICES: Final[dict[str, float]] = {REDUX_SCHNELL: 0.003, REDUX_DEV: 0.025, SCHNELL: 0.003}
-ROUTES: Final = ("create", "get", "cancel", "file")
+ROUTES: Final = ("create", "get", "cancel", "file", "account")
 
 STARTING: Final = "starting"
 PROCESSING: Final = "processing"
@@ -317,6 +317,7 @@ class ReplicateEmulator(ProviderEmulator):
         router.add_get("/v1/predictions/{id}", self.handler("get", self._get))
         router.add_post("/v1/predictions/{id}/cancel", self.handler("cancel", self._cancel))
         router.add_get("/delivery/{id}/{name}", self.handler("file", self._file, api=False))
+        router.add_get("/v1/account", self.handler("account", self._account))
 
     def authenticate(self, request: web.Request) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -329,6 +330,10 @@ class ReplicateEmulator(ProviderEmulator):
 
     def rate_limit_response(self, retry_in: float) -> web.Response:
         return throttled(retry_in)
+
+    async def _account(self, request: web.Request) -> web.StreamResponse:
+        """`GET /v1/account`: the account the token belongs to (reached only past `authenticate`)."""
+        return web.json_response({"type": "user", "username": "emulator", "name": "Emulator", "github_url": None})
 
     def fault_response(self, fault: Fault) -> web.Response:
         if fault.raw is not None or fault.body is not None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.core.errors import StorageError
-from storage.migrations import migrate
+from storage.migrations import MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,31 @@ class Database:
         if sqlite3.sqlite_version_info < (3, 35):
             raise StorageError(f"SQLite 3.35 or newer is needed (this one is {sqlite3.sqlite_version}).")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
+        problem = await asyncio.to_thread(database_problem, path)
+        if problem is not None:
+            raise StorageError(problem)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(_cannot_open(path, exc)) from exc
+        reader: Conn | None = None
         try:
             writer.row_factory = aiosqlite.Row
             for pragma in _PRAGMAS:
                 await writer.execute(pragma)
             await migrate(writer)
             reader = await aiosqlite.connect(path, isolation_level=None)
-        except BaseException:
+            reader.row_factory = aiosqlite.Row
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=ON"):
+                await reader.execute(pragma)
+        except BaseException as exc:
+            if reader is not None:
+                await reader.close()
             await writer.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(_cannot_open(path, exc)) from exc
             raise
-        reader.row_factory = aiosqlite.Row
-        for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=ON"):
-            await reader.execute(pragma)
         return cls(path, writer, reader)
 
     async def close(self) -> None:
@@ -96,6 +108,47 @@ class Database:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
         return list(await self._reader.execute_fetchall(sql, params))
+
+
+def database_problem(path: Path) -> str | None:
+    """Why the database at `path` cannot be used, in one sentence with the fix, or None; changes nothing on disk."""
+    where = f"FLUXCORD_DATABASE ({path})"
+    if path.is_dir():
+        return f"{where} is a folder; give a file name inside it, such as {path / 'fluxcord.db'}."
+    if not path.exists():
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{where} cannot be created because {folder} is a file; choose another path."
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{where} cannot be created because {folder} is not writable; choose a writable folder."
+        return None
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        return (
+            f"{where} is not writable (the file and its folder must be, for the -wal and -shm files); "
+            "fix the permissions or choose another path."
+        )
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            return f"{where} is not a SQLite database; move it away or point FLUXCORD_DATABASE at another file."
+        return _cannot_open(path, exc)
+    if version > len(MIGRATIONS):
+        return (
+            f"{where} was written by a newer Fluxcord (schema version {version}, this one knows {len(MIGRATIONS)}); "
+            "upgrade Fluxcord or restore a backup."
+        )
+    return None
+
+
+def _cannot_open(path: Path, exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = text.rstrip(".") or type(exc).__name__
+    return f"FLUXCORD_DATABASE ({path}) cannot be opened ({reason}); check the path and its permissions."
 
 
 async def fetchone(conn: Conn, sql: str, params: Params = ()) -> aiosqlite.Row | None:

@@ -11,7 +11,7 @@ import aiosqlite
 
 from bot.core.images import NormalizedImage
 from bot.core.jobs import Job, JobState, StoredOutput, new_job_id
-from bot.core.limits import WINDOW, Policy, Usage, check_usage
+from bot.core.limits import WINDOW, OperatorGuard, Policy, Usage, check_operator, check_usage
 from bot.core.requests import GenerationSpec
 from storage.db import Conn, Database, fetchone
 from storage.ledger import LedgerRepo
@@ -33,6 +33,10 @@ class NewJob:
     parent_job_id: str | None = None
     parent_index: int | None = None
     preferred_provider: str | None = None
+
+
+def _midnight(now: datetime) -> datetime:
+    return datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -74,9 +78,10 @@ def _job(row: aiosqlite.Row) -> Job:
 class JobRepo:
     """All SQL about jobs. Transitions are compare-and-set: they name the states they may leave."""
 
-    def __init__(self, db: Database, ledger: LedgerRepo) -> None:
+    def __init__(self, db: Database, ledger: LedgerRepo, guard: OperatorGuard | None = None) -> None:
         self.db = db
         self.ledger = ledger
+        self.guard = guard or OperatorGuard()
 
     async def create(self, new: NewJob, *, policy: Policy, now: datetime) -> tuple[Job, bool]:
         """Check the limits, hold the cost and insert the job — one transaction, keyed by `request_id`.
@@ -88,6 +93,14 @@ class JobRepo:
             if existing is not None:
                 return _job(existing), False
             check_usage(policy, await self._usage(conn, new.guild_id, new.user_id, now), cost=new.cost, now=now)
+            counted = self.guard.daily_cap is not None and new.cost > 0
+            check_operator(
+                self.guard,
+                guild_id=new.guild_id,
+                spent_everywhere=await self._spent_since(conn, _midnight(now)) if counted else 0,
+                cost=new.cost,
+                now=now,
+            )
             job_id = new_job_id()
             await self.ledger.hold(
                 conn,
@@ -152,20 +165,24 @@ class JobRepo:
             "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state = 'queued'",
             (guild_id, user_id),
         )
-        midnight = datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
-        spent = await fetchone(
-            conn,
-            """SELECT COALESCE(SUM(CASE WHEN state = 'succeeded' THEN charged
-                                        WHEN state IN ('queued', 'submitted', 'running') THEN cost
-                                        ELSE 0 END), 0)
-               FROM jobs WHERE guild_id = ? AND created_at >= ?""",
-            (guild_id, midnight.isoformat()),
-        )
         return Usage(
             recent=tuple(datetime.fromisoformat(row[0]) for row in recent),
             queued=int(queued[0]) if queued else 0,
-            server_spent_today=int(spent[0]) if spent else 0,
+            server_spent_today=await self._spent_since(conn, _midnight(now), guild_id=guild_id),
         )
+
+    async def _spent_since(self, conn: Conn, since: datetime, *, guild_id: int | None = None) -> int:
+        """Credits captured plus still held by jobs created since `since`, in one server or in all of them."""
+        where = "created_at >= ?" + (" AND guild_id = ?" if guild_id is not None else "")
+        row = await fetchone(
+            conn,
+            f"""SELECT COALESCE(SUM(CASE WHEN state = 'succeeded' THEN charged
+                                         WHEN state IN ('queued', 'submitted', 'running') THEN cost
+                                         ELSE 0 END), 0)
+                FROM jobs WHERE {where}""",
+            (since.isoformat(), *([guild_id] if guild_id is not None else [])),
+        )
+        return int(row[0]) if row else 0
 
     async def usage(self, guild_id: int, user_id: int, now: datetime) -> Usage:
         """The same counts the submit transaction checks, read without a transaction (a cheap pre-check)."""

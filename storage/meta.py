@@ -24,3 +24,10 @@ class MetaRepo:
                    ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
                 (key, value, datetime.now(UTC).isoformat()),
             )
+
+    async def with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key starting with `prefix`, with its value."""
+        rows = await self.db.fetchall(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
+        )
+        return {str(row["key"]): str(row["value"]) for row in rows}

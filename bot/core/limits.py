@@ -9,6 +9,9 @@ from bot.core.credits import next_refill, plural, relative_time
 from bot.core.errors import UserError
 
 WINDOW = timedelta(minutes=1)
+#: the server id of jobs the operator runs from the command line; no server rule applies to them
+OPERATOR_GUILD = 0
+NOT_SERVED = "Fluxcord does not serve this server; its operator has limited it to other servers."
 
 
 class LimitExceededError(UserError):
@@ -89,6 +92,31 @@ def check_usage(policy: Policy, usage: Usage, *, cost: int, now: datetime) -> No
         raise LimitExceededError(
             f"This server's daily budget of {policy.budget} credits has {left} left and this job costs {cost}; "
             f"it resets {relative_time(frees_at)}.",
+            frees_at=frees_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorGuard:
+    """The operator's rules over all servers at once: which ones are served, and what all may spend a day."""
+
+    #: the servers served; empty means every server the bot is in
+    allowed_guilds: frozenset[int] = frozenset()
+    daily_cap: int | None = None
+
+    def serves(self, guild_id: int | None) -> bool:
+        return guild_id == OPERATOR_GUILD or not self.allowed_guilds or guild_id in self.allowed_guilds
+
+
+def check_operator(guard: OperatorGuard, *, guild_id: int, spent_everywhere: int, cost: int, now: datetime) -> None:
+    """Refusals that protect the operator's bill, checked with the hold: unserved servers, the daily cap."""
+    if not guard.serves(guild_id):
+        raise UserError(NOT_SERVED)
+    if guard.daily_cap is not None and cost > 0 and spent_everywhere + cost > guard.daily_cap:
+        frees_at = next_refill(now)
+        raise LimitExceededError(
+            f"Fluxcord has used what its operator allows for today across all servers ({guard.daily_cap} credits); "
+            f"nothing was charged, and it resets {relative_time(frees_at)}.",
             frees_at=frees_at,
         )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.core.credits import Balance
 from bot.core.errors import UserError
 from bot.core.jobs import Clock
 from bot.core.limits import GuildSettings, OperatorPolicy, Policy
+from bot.jobs.balances import BalanceBook, ProviderBalance
 from storage.guilds import DayUsage, GuildRepo
 from storage.ledger import LedgerEntry, LedgerRepo
 
@@ -32,6 +33,8 @@ class GuildOverview:
 
     settings: GuildSettings
     effective: Policy
+    #: what the operator's provider accounts have left, where the providers report it
+    balances: tuple[ProviderBalance, ...] = field(default=())
 
 
 class AdminService:
@@ -45,7 +48,9 @@ class AdminService:
         operator: OperatorPolicy,
         clock: Clock,
         providers: tuple[str, ...],
+        balances: BalanceBook | None = None,
     ) -> None:
+        self.balances = balances
         self.ledger = ledger
         self.guilds = guilds
         self.operator = operator
@@ -121,7 +126,9 @@ class AdminService:
 
     async def overview(self, guild_id: int) -> GuildOverview:
         settings = await self.guilds.settings(guild_id)
-        return GuildOverview(settings, self.operator.resolve(settings))
+        balances = await self.balances.latest() if self.balances is not None else []
+        served = [b for b in balances if b.provider in self.providers]
+        return GuildOverview(settings, self.operator.resolve(settings), tuple(served))
 
     async def configure(self, guild_id: int, **fields: object) -> GuildOverview:
         """Change settings; values are checked against the operator's maxima here, with one clear sentence."""

@@ -26,6 +26,7 @@ from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, SystemClock
 from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
+from bot.jobs.balances import BalanceBook
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.outputs import timings_ms, usable_outputs
 from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
@@ -88,8 +89,10 @@ class JobEngine:
         planner: PollPlanner | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        balances: BalanceBook | None = None,
     ) -> None:
         self.jobs = jobs
+        self.balances = balances
         self.notifier = notifier
         self.prices = prices
         self.config = config or EngineConfig()
@@ -314,6 +317,10 @@ class JobEngine:
                 result = await self._at_provider(job, slot)
             if result is not None:
                 await self._succeed(job, result)
+                if self.balances is not None and result.remaining_balance is not None:
+                    # The provider that delivered it: failover may have moved the job off `slot`.
+                    provider = self._slot_of.get(job.id, slot).name
+                    await self._shielded(self.balances.record(provider, result.remaining_balance))
         except asyncio.CancelledError:
             raise
         except NoProviderFreeError:

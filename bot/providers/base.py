@@ -37,6 +37,8 @@ class ProviderResult:
     images: list[bytes]
     inference_seconds: float | None = None
     queue_seconds: float | None = None
+    #: the account's balance in the provider's own credits, where its answer reports one
+    remaining_balance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.core.errors import (
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, error_text, retry_after
+from bot.providers.keys import KeyCheck, check_with
 
 # Only flux-redux-schnell has a documented Eachlabs model page; other slugs would be guesses.
 MODELS: dict[ModelId, str] = {ModelId.REDUX_SCHNELL: "flux-redux-schnell"}
@@ -214,6 +216,11 @@ class EachlabsProvider:
         )
         if answer.status >= 300:
             self._raise_for(answer, job_call=True)
+
+    async def check_key(self) -> KeyCheck:
+        """Look up a prediction id nobody made: 404 with a good key, 401 with a bad one. (No balance is reported.)"""
+        url = f"{self.base_url}/v1/prediction/{uuid.uuid4()}"
+        return await check_with(self.http, base_url=self.base_url, method="GET", url=url, headers=self._headers)
 
 
 def _number(value: object) -> float | None:

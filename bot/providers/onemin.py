@@ -25,6 +25,7 @@ from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, retry_after
+from bot.providers.keys import KeyCheck, check_with
 
 VARIATOR = "IMAGE_VARIATOR"
 GENERATOR = "IMAGE_GENERATOR"
@@ -183,8 +184,10 @@ class OneMinProvider:
         # Clients strip a leading slash; the feature API wants the bare asset key.
         return path.strip().lstrip("/")
 
-    async def _generate(self, spec: GenerationSpec, image_path: str | None) -> tuple[str | None, list[str]]:
-        """Run the feature call; the record id (if any) and the absolute URLs of its outputs."""
+    async def _generate(
+        self, spec: GenerationSpec, image_path: str | None
+    ) -> tuple[str | None, list[str], float | None]:
+        """Run the feature call; the record id (if any), the absolute URLs of its outputs, the team's balance."""
         answer = await self.http.request(
             "POST", f"{self.base_url}/api/features", json=self.body(spec, image_path), headers=self._headers
         )
@@ -211,7 +214,8 @@ class OneMinProvider:
         if paths is None:
             raise ProviderPermanentError("the feature answer carries no result paths", provider=self.name)
         record_id = record.get("uuid")
-        return (record_id if isinstance(record_id, str) and record_id else None), [self._url(p) for p in paths]
+        urls = [self._url(p) for p in paths]
+        return (record_id if isinstance(record_id, str) and record_id else None), urls, team_balance(body)
 
     # ------------------------------------------------------------------ Provider
 
@@ -222,7 +226,7 @@ class OneMinProvider:
                 raise ProviderPermanentError("a Redux job needs an input image", provider=self.name)
             image_path = await self._upload(image)
         started = time.monotonic()
-        record_id, urls = await self._generate(spec, image_path)
+        record_id, urls, balance = await self._generate(spec, image_path)
         elapsed = time.monotonic() - started
         images = await self.http.download_all(urls, max_bytes=self.max_output_bytes)
         if spec.model is ModelId.SCHNELL:
@@ -232,7 +236,7 @@ class OneMinProvider:
                 for data in images
             ]
         # No timing comes back; the wall time of the blocking call is the closest measure.
-        result = ProviderResult(images=images, inference_seconds=round(elapsed, 3))
+        result = ProviderResult(images=images, inference_seconds=round(elapsed, 3), remaining_balance=balance)
         job_id = record_id or f"onemin-{uuid.uuid4().hex}"
         self._remember(job_id, result)
         return Submission(job_id=job_id, result=result)
@@ -257,11 +261,38 @@ class OneMinProvider:
     async def cancel(self, job_id: str) -> None:
         return None
 
+    async def check_key(self) -> KeyCheck:
+        """An asset upload without a file: refused as incomplete (400) with a good key, 401 with a bad one.
+
+        1min.ai documents no free lookup call; an empty upload stores nothing and generates nothing.
+        """
+        url = f"{self.base_url}/api/assets"
+        return await check_with(self.http, base_url=self.base_url, method="POST", url=url, headers=self._headers)
+
     def _remember(self, job_id: str, result: ProviderResult) -> None:
         self._finished[job_id] = result
         self._finished.move_to_end(job_id)
         while len(self._finished) > RESULT_CACHE_SIZE:
             self._finished.popitem(last=False)
+
+
+def team_balance(body: dict[str, Any]) -> float | None:
+    """Credits the team has left, from `aiRecord.teamUser` (`creditLimit` − `usedCredit`), where the answer has it."""
+    record = _dict(body.get("aiRecord"))
+    team = _dict(record.get("teamUser")) or _dict(body.get("teamUser"))
+    limit, used = _float(team.get("creditLimit")), _float(team.get("usedCredit"))
+    if limit is None:
+        return None
+    return limit - (used or 0.0)
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bot.core.errors import (
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, retry_after
+from bot.providers.keys import KeyCheck, check_with
 
 OWNER = "black-forest-labs"
 SLUGS: dict[ModelId, str] = {
@@ -236,6 +237,11 @@ class ReplicateProvider:
             "POST", f"{self.base_url}/v1/predictions/{job_id}/cancel", headers=self._headers
         )
         self._prediction(answer, job_call=True)
+
+    async def check_key(self) -> KeyCheck:
+        """`GET /v1/account`: the token's own account, free. (Replicate reports no balance anywhere.)"""
+        url = f"{self.base_url}/v1/account"
+        return await check_with(self.http, base_url=self.base_url, method="GET", url=url, headers=self._headers)
 
 
 def _number(value: object) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, error_text
+from bot.providers.keys import KeyCheck, check_with
 
 SLUGS: dict[ModelId, str] = {
     ModelId.REDUX_SCHNELL: "flux-redux-schnell",
@@ -238,11 +240,25 @@ class SegmindProvider:
                 for data in images
             ]
         return ProviderResult(
-            images=images, inference_seconds=status.inference_seconds, queue_seconds=status.queue_seconds
+            images=images,
+            inference_seconds=status.inference_seconds,
+            queue_seconds=status.queue_seconds,
+            remaining_balance=remaining_credits(body),
         )
 
     async def cancel(self, job_id: str) -> None:
         return None
+
+    async def check_key(self) -> KeyCheck:
+        """Ask for the status of a request id nobody made: 404 with a good key, 401 with a bad one, nothing billed."""
+        url = f"{self.base_url}/v2/requests/{uuid.uuid4()}/status"
+        return await check_with(self.http, base_url=self.base_url, method="GET", url=url, headers=self._headers)
+
+
+def remaining_credits(body: dict[str, Any]) -> float | None:
+    """The account balance a finished v2 result reports in `metrics.remaining_credits`, if it does."""
+    metrics = body.get("metrics")
+    return _number(metrics.get("remaining_credits")) if isinstance(metrics, dict) else None
 
 
 def _number(value: object) -> float | None:

@@ -58,7 +58,7 @@ class DiscordRest(DiscordServer):
                 "description": "",
                 "summary": "",
                 "type": None,
-                "bot_public": False,
+                "bot_public": self.bot_public,
                 "bot_require_code_grant": False,
                 "verify_key": hashlib.sha256(self.token.encode()).hexdigest(),
                 "owner": self.owner.user_payload(),

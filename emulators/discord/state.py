@@ -83,6 +83,8 @@ class DiscordState:
         self.snowflakes = Snowflakes(self.clock)
         self.signal = ChangeSignal()
         self.upload_limit = upload_limit
+        #: the developer portal's "Public Bot" switch: whether anyone may add the bot to a server
+        self.bot_public = False
         self.application_id = self.snowflakes.next()
         self.bot_user_id = self.snowflakes.next()
         encoded_id = base64.urlsafe_b64encode(str(self.bot_user_id).encode()).decode().rstrip("=")

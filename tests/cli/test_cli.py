@@ -141,11 +141,11 @@ def test_imagine_writes_the_requested_size(tmp_path: Path, emulator_url: str) ->
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--steps", "9"], "`steps` must be between 1 and 4"),
-        (["--guidance", "3"], "`guidance` only applies to the dev model"),
-        (["--aspect-ratio", "7:3"], "`aspect_ratio` must be one of"),
-        (["--count", "5"], "`count` must be between 1 and 4"),
-        (["--model", "dev", "--steps", "51"], "`steps` must be between 1 and 50"),
+        (["--steps", "9"], "--steps must be between 1 and 4"),
+        (["--guidance", "3"], "--guidance only applies to the dev model"),
+        (["--aspect-ratio", "7:3"], "--aspect-ratio must be one of"),
+        (["--count", "5"], "--count must be between 1 and 4"),
+        (["--model", "dev", "--steps", "51"], "--steps must be between 1 and 50"),
     ],
 )
 def test_bad_options_get_one_sentence_and_exit_2(

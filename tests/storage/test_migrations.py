@@ -45,7 +45,7 @@ async def test_a_database_from_newer_code_is_refused(tmp_path: Path) -> None:
     async with aiosqlite.connect(path) as conn:
         await conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
         await conn.commit()
-    with pytest.raises(StorageError, match="newer than this Fluxcord"):
+    with pytest.raises(StorageError, match="written by a newer Fluxcord"):
         await Database.open(path)
 
 

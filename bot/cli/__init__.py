@@ -1,0 +1,1 @@
+"""The command line behind `python -m bot`: parsing, checks, one-off jobs and operations, each failure one sentence."""
