@@ -16,9 +16,12 @@ from bot.jobs.admin import AdminService
 from bot.jobs.balances import BalanceBook
 from bot.jobs.downloads import AttachmentFetcher
 from bot.jobs.engine import EngineConfig, JobEngine
+from bot.jobs.gallery import GalleryService
 from bot.jobs.gate import ProviderGate
+from bot.jobs.moderation import ModerationService
 from bot.jobs.notifier import JobNotifier
 from bot.jobs.pool import ProviderSlot
+from bot.jobs.preferences import PreferenceService
 from bot.jobs.service import GenerationService
 from bot.jobs.timing import PollPlanner
 from bot.providers.base import Provider
@@ -29,10 +32,13 @@ from bot.providers.segmind import SegmindProvider
 from bot.services import Services
 from bot.settings import Settings
 from storage.db import Database
+from storage.gallery import GalleryRepo
 from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
 from storage.meta import MetaRepo
+from storage.moderation import BlocklistRepo
+from storage.preferences import PreferenceRepo
 
 if TYPE_CHECKING:
     from bot.client import FluxcordBot
@@ -125,6 +131,8 @@ async def open_services(
                 balances=balances,
             )
             guilds = GuildRepo(db)
+            gallery = GalleryRepo(db)
+            moderation = ModerationService(BlocklistRepo(db), clock=clock)
             generation = GenerationService(
                 engine=engine,
                 jobs=jobs,
@@ -134,6 +142,8 @@ async def open_services(
                 fetcher=AttachmentFetcher(http, origins=settings.attachment_origins, timeout=settings.request_timeout),
                 max_input_bytes=settings.max_input_bytes,
                 max_input_pixels=int(settings.max_input_megapixels * 1_000_000),
+                moderation=moderation,
+                gallery=gallery,
             )
             try:
                 yield Services(
@@ -155,6 +165,9 @@ async def open_services(
                         balances=balances,
                     ),
                     balances=balances,
+                    preferences=PreferenceService(PreferenceRepo(db), clock=clock),
+                    moderation=moderation,
+                    gallery=GalleryService(jobs=jobs, gallery=gallery, clock=clock),
                 )
             finally:
                 await engine.stop()

@@ -9,6 +9,9 @@ import aiohttp
 from bot.jobs.admin import AdminService
 from bot.jobs.balances import BalanceBook
 from bot.jobs.engine import JobEngine
+from bot.jobs.gallery import GalleryService
+from bot.jobs.moderation import ModerationService
+from bot.jobs.preferences import PreferenceService
 from bot.jobs.service import GenerationService
 from bot.settings import Settings
 from storage.db import Database
@@ -33,6 +36,9 @@ class Services:
     generation: GenerationService
     admin: AdminService
     balances: BalanceBook
+    preferences: PreferenceService
+    moderation: ModerationService
+    gallery: GalleryService
 
     @classmethod
     def of(cls, bot: object) -> Services:

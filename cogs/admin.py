@@ -13,12 +13,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.blocklist import MAX_PATTERN_CHARS
 from bot.core.credits import plural, relative_time
 from bot.core.errors import UserError
+from bot.core.preferences import MAX_PRESET_NAME, MAX_TEMPLATE_CHARS
+from bot.core.requests import MAX_COUNT, OutputFormat, VaryAspectRatio, VaryModel
+from bot.core.sizes import Megapixels
 from bot.jobs.access import Action, authorize
 from bot.jobs.admin import MAX_GRANT, MAX_REASON_CHARS, MAX_USAGE_DAYS, AdminService, GuildOverview
 from bot.jobs.balances import ProviderBalance
+from bot.jobs.gallery import MAX_STARS
 from bot.services import Services
+from bot.ui import pages
 from bot.ui.charts import usage_chart_async
 from bot.ui.fit import fit_choices
 from bot.ui.replies import reply
@@ -62,6 +68,7 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
         self.admin: AdminService = services.admin
+        self.services = services
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
@@ -235,6 +242,95 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
             interaction,
             f"Last {plural(days, 'day')}: {plural(spent, 'credit')} spent on {plural(jobs, 'job')}.",
             file=discord.File(io.BytesIO(picture), "usage.png"),
+        )
+
+    @app_commands.command(name="blocklist", description="Words or re:patterns refused in prompts")
+    @app_commands.describe(entry="A word or phrase, or a regular expression written as re:pattern")
+    async def blocklist(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["add", "remove", "list"],
+        entry: app_commands.Range[str, 1, MAX_PATTERN_CHARS + 3] | None = None,
+    ) -> None:
+        moderation = self.services.moderation
+        if action == "list":
+            await reply(interaction, pages.blocklist_text(await moderation.entries(guild_id(interaction))))
+            return
+        if entry is None:
+            raise UserError(f"Name the word or pattern to {action}.")
+        if action == "add":
+            added, new = await moderation.add(guild_id(interaction), entry, actor_id=interaction.user.id)
+            key = "blocklist_added" if new else "blocklist_present"
+        else:
+            added, removed = await moderation.remove(guild_id(interaction), entry)
+            key = "blocklist_removed" if removed else "blocklist_missing"
+        await reply(interaction, pages.TEXT[key].format(entry=f"`{added.shown}`"))
+
+    @app_commands.command(name="showcase", description="The channel results are showcased in, by ⭐")
+    @app_commands.describe(
+        channel="Where showcased results go (for set)",
+        stars="Also showcase a result once this many members react with ⭐ (leave out for the button only)",
+    )
+    async def showcase(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["set", "off", "show"],
+        channel: discord.TextChannel | None = None,
+        stars: app_commands.Range[int, 1, MAX_STARS] | None = None,
+    ) -> None:
+        gallery = self.services.gallery
+        where = guild_id(interaction)
+        if action == "set":
+            if channel is None:
+                raise UserError("Name the showcase channel.")
+            current = await gallery.set_showcase(where, channel.id, stars)
+        elif action == "off":
+            current = await gallery.set_showcase(where, None, None)
+        else:
+            current = await gallery.showcase(where)
+        await reply(interaction, pages.showcase_text(current))
+
+    @app_commands.command(name="preset", description="Named option sets and prompt templates members can choose")
+    @app_commands.rename(output_format="format")
+    @app_commands.describe(
+        name="The preset's name",
+        template="For /imagine: the prompt with {prompt} where the member's goes, e.g. {prompt}, studio lighting",
+    )
+    async def preset(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["add", "remove", "list"],
+        name: app_commands.Range[str, 1, MAX_PRESET_NAME] | None = None,
+        template: app_commands.Range[str, 1, MAX_TEMPLATE_CHARS] | None = None,
+        model: VaryModel | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        aspect_ratio: VaryAspectRatio | None = None,
+        megapixels: Megapixels | None = None,
+        output_format: OutputFormat | None = None,
+    ) -> None:
+        preferences = self.services.preferences
+        where = guild_id(interaction)
+        if action == "list":
+            await reply(interaction, pages.presets_text(await preferences.presets(where)))
+            return
+        if name is None:
+            raise UserError(f"Name the preset to {action}.")
+        if action == "remove":
+            removed = await preferences.remove_preset(where, name)
+            await reply(interaction, pages.TEXT["preset_removed" if removed else "preset_missing"].format(name=name))
+            return
+        options = {
+            "model": model,
+            "count": count,
+            "aspect_ratio": aspect_ratio,
+            "megapixels": megapixels,
+            "output_format": output_format,
+        }
+        saved = await preferences.save_preset(
+            where, name, template=template, options=options, actor_id=interaction.user.id
+        )
+        await reply(
+            interaction, pages.TEXT["preset_saved"].format(name=saved.name, summary=pages.preset_summary(saved))
         )
 
 

@@ -5,9 +5,12 @@ The command tree has already acknowledged every command (bot/ui/replies.py) befo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import logging
 import re
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import discord
 from discord import app_commands
@@ -22,7 +25,6 @@ from bot.core.requests import (
     MAX_PROMPT_CHARS,
     MAX_QUALITY,
     MAX_SEED,
-    ImagineOptions,
     OnOff,
     OutputFormat,
     VaryAspectRatio,
@@ -33,11 +35,19 @@ from bot.core.sizes import AspectRatio, Megapixels
 from bot.jobs.access import Action
 from bot.jobs.service import Requester
 from bot.services import Services
-from bot.ui import render
+from bot.ui import pages, render
+from bot.ui.fit import fit_choices
+from bot.ui.forms import TEXT as FORM_TEXT
+from bot.ui.forms import OptionsForm, vary_fields
 from bot.ui.notifier import DiscordNotifier
-from bot.ui.replies import acknowledge, reply, reply_error
+from bot.ui.replies import OPENS_FORM, acknowledge, reply, reply_error
 from bot.ui.views import TEMPLATE, result_button
 from cogs.context import requester
+
+log = logging.getLogger(__name__)
+
+#: Autocomplete cannot be deferred and Discord drops an answer after 3 s: a slower read answers nothing.
+AUTOCOMPLETE_SECONDS: Final = 2.0
 
 DESCRIPTIONS = {
     "count": f"How many images (1-{MAX_COUNT})",
@@ -46,6 +56,14 @@ DESCRIPTIONS = {
     "output_format": "Image format",
     "quality": f"Compression quality 0-{MAX_QUALITY} (ignored for png)",
     "safety": "The provider's safety filter; off only in age-restricted channels where allowed",
+    "preset": "One of this server's presets (options, and for /imagine a prompt template)",
+}
+TEXT: Final = {
+    "no_image": "That message has no image attached; pick a message with an image.",
+    "queued": "Queued job `{job}` for {cost}; the result will appear in this channel.",
+    "rerolling": "Re-rolling as job `{job}` for {cost}.",
+    "varying": "Varying image {n} as job `{job}` for {cost}.",
+    "deleted": "Deleted.",
 }
 
 
@@ -79,7 +97,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         self.bot = bot
         self.services = services
         self.notifier = notifier
-        self.menu = app_commands.ContextMenu(name="Vary with FLUX", callback=self.vary_message)
+        self.menu = app_commands.ContextMenu(
+            name="Vary with FLUX", callback=self.vary_message, extras={OPENS_FORM: True}
+        )
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
@@ -126,29 +146,33 @@ class GenerateCog(commands.Cog, name="Generate"):
         self,
         interaction: discord.Interaction[Any],
         image: discord.Attachment,
-        model: VaryModel = "schnell",
-        count: app_commands.Range[int, 1, MAX_COUNT] = 1,
-        aspect_ratio: VaryAspectRatio = "auto",
-        megapixels: Megapixels = "1",
+        model: VaryModel | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        aspect_ratio: VaryAspectRatio | None = None,
+        megapixels: Megapixels | None = None,
         steps: app_commands.Range[int, 1, 50] | None = None,
         guidance: app_commands.Range[float, 0.0, MAX_GUIDANCE] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
-        output_format: OutputFormat = "webp",
+        output_format: OutputFormat | None = None,
         quality: app_commands.Range[int, 0, MAX_QUALITY] = 80,
         safety: OnOff = "on",
+        preset: str | None = None,
     ) -> None:
-        options = VaryOptions.parse(
-            model=model,
-            count=count,
-            aspect_ratio=aspect_ratio,
-            megapixels=megapixels,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            output_format=output_format,
-            quality=quality,
-            safety=safety,
-        )
+        # Options left out come from the preset, then the member's /settings, then the command's defaults.
+        who = requester(interaction)
+        given = {
+            "model": model,
+            "count": count,
+            "aspect_ratio": aspect_ratio,
+            "megapixels": megapixels,
+            "steps": steps,
+            "guidance": guidance,
+            "seed": seed,
+            "output_format": output_format,
+            "quality": quality,
+            "safety": safety,
+        }
+        options = await self.services.preferences.vary_options(who.guild_id, who.user_id, given, preset)
         await self._vary(interaction, image, options)
 
     @app_commands.command(name="imagine", description="Generate images from a prompt with FLUX.1 schnell")
@@ -160,37 +184,89 @@ class GenerateCog(commands.Cog, name="Generate"):
         self,
         interaction: discord.Interaction[Any],
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
-        count: app_commands.Range[int, 1, MAX_COUNT] = 1,
-        aspect_ratio: AspectRatio = "1:1",
-        megapixels: Megapixels = "1",
+        count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        aspect_ratio: AspectRatio | None = None,
+        megapixels: Megapixels | None = None,
         steps: app_commands.Range[int, 1, 4] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
-        output_format: OutputFormat = "webp",
+        output_format: OutputFormat | None = None,
         quality: app_commands.Range[int, 0, MAX_QUALITY] = 80,
         safety: OnOff = "on",
+        preset: str | None = None,
     ) -> None:
-        options = ImagineOptions.parse(
-            prompt=prompt,
-            count=count,
-            aspect_ratio=aspect_ratio,
-            megapixels=megapixels,
-            steps=steps,
-            seed=seed,
-            output_format=output_format,
-            quality=quality,
-            safety=safety,
-        )
-        job = await self.services.generation.imagine(requester(interaction), options)
+        who = requester(interaction)
+        given = {
+            "prompt": prompt,
+            "count": count,
+            "aspect_ratio": aspect_ratio,
+            "megapixels": megapixels,
+            "steps": steps,
+            "seed": seed,
+            "output_format": output_format,
+            "quality": quality,
+            "safety": safety,
+        }
+        options = await self.services.preferences.imagine_options(who.guild_id, who.user_id, given, preset)
+        job = await self.services.generation.imagine(who, options)
         await self._queued(interaction, job, _queued_sentence(job))
 
+    @vary.autocomplete("preset")
+    @imagine.autocomplete("preset")
+    async def preset_names(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        try:
+            async with asyncio.timeout(AUTOCOMPLETE_SECONDS):
+                presets = await self.services.preferences.presets(interaction.guild_id)
+        except TimeoutError:
+            log.info("preset autocomplete gave up on a slow read")
+            return []
+        typed = current.strip().lower()
+        return fit_choices(
+            app_commands.Choice(name=pages.preset_line(preset), value=preset.name)
+            for preset in presets
+            if typed in preset.name
+        )
+
     async def vary_message(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
-        """The message menu: the first image attached to the message, with the default options."""
+        """The message menu: the message's first image, with the options asked in a form (filled from /settings)."""
         attachment = next(
             (a for a in message.attachments if (a.content_type or "").startswith("image/") or a.width), None
         )
         if attachment is None:
-            raise InvalidRequestError("That message has no image attached; pick a message with an image.")
-        await self._vary(interaction, attachment, VaryOptions.parse())
+            raise InvalidRequestError(TEXT["no_image"])
+        who = requester(interaction)
+        service = self.services.generation
+        # Everything that can refuse without the image is asked before the form, so nobody fills one in vain.
+        service.check_input(
+            attachment.url,
+            size=attachment.size,
+            content_type=attachment.content_type,
+            upload_limit=interaction.filesize_limit,
+        )
+        defaults = await self.services.preferences.vary_options(who.guild_id, who.user_id, {})
+        await service.admit(who, defaults)
+        form = OptionsForm(
+            title=FORM_TEXT["vary_title"],
+            custom_id=f"fx:vary-form:{interaction.id}",
+            fields=vary_fields(
+                {
+                    "model": "dev" if defaults.model.value.endswith("dev") else "schnell",
+                    "count": defaults.count,
+                    "aspect_ratio": defaults.aspect_ratio,
+                    "megapixels": defaults.megapixels,
+                }
+            ),
+            submit=functools.partial(self._vary_form, attachment),
+        )
+        await interaction.response.send_modal(form)
+
+    async def _vary_form(
+        self, attachment: discord.Attachment, interaction: discord.Interaction[Any], values: dict[str, str | None]
+    ) -> None:
+        who = requester(interaction)
+        options = await self.services.preferences.vary_options(who.guild_id, who.user_id, values)
+        await self._vary(interaction, attachment, options)
 
     # ------------------------------------------------------------------ result buttons
 
@@ -210,13 +286,13 @@ class GenerateCog(commands.Cog, name="Generate"):
                 await self._delete(interaction, who, job_id)
             elif action == "reroll":
                 job = await service.reroll(who, job_id)
-                await self._queued(interaction, job, f"Re-rolling as job `{job.id}` for {plural(job.cost, 'credit')}.")
+                cost = plural(job.cost, "credit")
+                await self._queued(interaction, job, TEXT["rerolling"].format(job=job.id, cost=cost))
             else:
                 assert n is not None
                 job = await service.variation(who, job_id, n)
-                await self._queued(
-                    interaction, job, f"Varying image {n} as job `{job.id}` for {plural(job.cost, 'credit')}."
-                )
+                cost = plural(job.cost, "credit")
+                await self._queued(interaction, job, TEXT["varying"].format(n=n, job=job.id, cost=cost))
         except Exception as error:
             await reply_error(interaction, error)
 
@@ -229,11 +305,11 @@ class GenerateCog(commands.Cog, name="Generate"):
         if message is not None:
             with contextlib.suppress(discord.NotFound):  # already gone is what was asked for
                 await message.delete()
-        await reply(interaction, "Deleted.")
+        await reply(interaction, TEXT["deleted"])
 
 
 def _queued_sentence(job: Job) -> str:
-    return f"Queued job `{job.id}` for {plural(job.cost, 'credit')}; the result will appear in this channel."
+    return TEXT["queued"].format(job=job.id, cost=plural(job.cost, "credit"))
 
 
 async def setup(bot: commands.Bot) -> None:

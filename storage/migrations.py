@@ -139,6 +139,71 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # so the sum reads the index alone.
         "CREATE INDEX jobs_created ON jobs (created_at, state, cost, charged)",
     ),
+    (
+        # A member's own defaults on one server; NULL means the command's default.
+        """CREATE TABLE member_defaults (
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            model TEXT,
+            count INTEGER,
+            aspect_ratio TEXT,
+            output_format TEXT,
+            megapixels TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (guild_id, user_id)
+        ) WITHOUT ROWID""",
+        # A server's named option sets and prompt templates.
+        """CREATE TABLE presets (
+            guild_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            template TEXT,
+            options TEXT NOT NULL,
+            actor_id INTEGER,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (guild_id, name)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE prompt_blocklist (
+            guild_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('word', 'regex')),
+            pattern TEXT NOT NULL,
+            actor_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (guild_id, kind, pattern)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE showcases (
+            guild_id INTEGER PRIMARY KEY,
+            channel_id INTEGER NOT NULL,
+            stars INTEGER CHECK (stars >= 1),
+            updated_at TEXT NOT NULL
+        )""",
+        # One row per job ever showcased: claimed before the post is made, so it is made once.
+        """CREATE TABLE showcase_posts (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            message_id INTEGER,
+            actor_id INTEGER,
+            claimed_at TEXT NOT NULL,
+            posted_at TEXT
+        )""",
+        """CREATE TABLE showcase_votes (
+            job_id TEXT NOT NULL REFERENCES jobs (id),
+            user_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (job_id, user_id)
+        ) WITHOUT ROWID""",
+        # Messages other than the job's own result that show it with its buttons (`/show`, the showcase).
+        """CREATE TABLE job_posts (
+            message_id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (id),
+            channel_id INTEGER NOT NULL,
+            actor_id INTEGER,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX job_posts_job ON job_posts (job_id)",
+        # `/history`: a member's results, newest first.
+        "CREATE INDEX jobs_results ON jobs (guild_id, user_id, state, created_at)",
+    ),
 )
 
 

@@ -24,6 +24,8 @@ MAX_PROMPT_CHARS = 1000
 MAX_COUNT = 4
 MAX_GUIDANCE = 10.0
 MAX_QUALITY = 100
+#: FLUX.1 Redux dev's own default guidance; a job asking for another value needs a provider that takes the field
+DEFAULT_GUIDANCE = 3.0
 
 
 class ModelId(StrEnum):
@@ -77,6 +79,15 @@ class GenerationSpec(BaseModel):
 
     def with_seed(self, seed: int) -> GenerationSpec:
         return self.model_copy(update={"seed": seed})
+
+    def tuned_fields(self) -> frozenset[str]:
+        """The tunable fields set away from the model's defaults: a provider must honour these to run the job."""
+        fields = set()
+        if self.steps != self.model.default_steps:
+            fields.add("steps")
+        if self.guidance is not None and self.guidance != DEFAULT_GUIDANCE:
+            fields.add("guidance")
+        return frozenset(fields)
 
 
 def random_seed() -> int:
@@ -202,7 +213,9 @@ class VaryOptions(_CommonOptions):
             megapixels=self.megapixels,
             count=self.count,
             steps=self.steps or self.model.default_steps,
-            guidance=(3.0 if self.guidance is None else self.guidance) if self.model is ModelId.REDUX_DEV else None,
+            guidance=(DEFAULT_GUIDANCE if self.guidance is None else self.guidance)
+            if self.model is ModelId.REDUX_DEV
+            else None,
             seed=seed if seed is not None else (self.seed if self.seed is not None else random_seed()),
             output_format=self.output_format,
             quality=self.quality,

@@ -37,10 +37,16 @@ class Actor(Protocol):
 class Action(StrEnum):
     """What a member asks to do."""
 
-    #: ℹ️, 🔁 and V1…V4: any member of the job's server
+    #: ℹ️, 🔁, V1…V4, Vary (Subtle/Strong), HD, the reframe buttons and Remix: any member of the job's server
     INFO = "info"
     REROLL = "reroll"
     VARY = "vary"
+    HD = "hd"
+    REFRAME = "reframe"
+    REMIX = "remix"
+    #: `/show` and ⭐: the member who asked for the job, or a moderator
+    SHOW = "show"
+    SHOWCASE = "showcase"
     #: `/cancel`: the member who asked for the job
     CANCEL = "cancel"
     #: 🗑️: the member who asked for the job, or a moderator
@@ -53,6 +59,8 @@ class Action(StrEnum):
 _REFUSALS = {
     Action.CANCEL: "Only the member who asked for job `{job}` can cancel it.",
     Action.DELETE: "Only the member who asked for this job, or a moderator, can delete it.",
+    Action.SHOW: "Only the member who asked for job `{job}`, or a moderator, can show it again.",
+    Action.SHOWCASE: "Only the member who asked for this job, or a moderator, can put it in the showcase.",
     Action.VIEW_CREDITS: "Viewing another member's credits needs the Manage Server permission.",
     Action.ADMINISTER: "You need the Manage Server permission for that; nothing was changed.",
 }
@@ -62,22 +70,28 @@ def no_such_job(job_id: str) -> str:
     return f"There is no job `{truncate(job_id.strip(), 24)}` on this server."
 
 
-def authorize_job(who: Actor, action: Action, job: Job | None, job_id: str, *, message_id: int | None = None) -> Job:
+_ANY_MEMBER = frozenset({Action.INFO, Action.REROLL, Action.VARY, Action.HD, Action.REFRAME, Action.REMIX})
+_OWNER_OR_MODERATOR = frozenset({Action.DELETE, Action.SHOW, Action.SHOWCASE})
+
+
+def authorize_job(
+    who: Actor, action: Action, job: Job | None, job_id: str, *, message_id: int | None = None, reposted: bool = False
+) -> Job:
     """`job` if `who` may do `action` to it; NotAllowedError (or JobNotFoundError) with one sentence otherwise.
 
-    A delete names the message it deletes: the job must be the one that message shows, so the owner checked
-    is the owner of what disappears.
+    A delete names the message it deletes: the job must be the one that message shows (its result, or a
+    re-post of it when `reposted`), so the owner checked is the owner of what disappears.
     """
     if job is None:
         raise JobNotFoundError(no_such_job(job_id))
     if job.guild_id != who.guild_id:
         raise NotAllowedError(no_such_job(job_id))
-    if action is Action.DELETE and (message_id is None or job.message_id != message_id):
+    if action is Action.DELETE and (message_id is None or (job.message_id != message_id and not reposted)):
         raise NotAllowedError("That button does not belong to this message; nothing was deleted.")
     owner = job.user_id == who.user_id
-    if (action is Action.CANCEL and not owner) or (action is Action.DELETE and not (owner or who.moderator)):
+    if (action is Action.CANCEL and not owner) or (action in _OWNER_OR_MODERATOR and not (owner or who.moderator)):
         raise NotAllowedError(_REFUSALS[action].format(job=job.id))
-    if action not in (Action.INFO, Action.REROLL, Action.VARY, Action.CANCEL, Action.DELETE):
+    if action not in _ANY_MEMBER | _OWNER_OR_MODERATOR | {Action.CANCEL}:
         raise ValueError(f"{action} is not something done to a job")
     return job
 

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 DISCORD_CDN_ORIGINS = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CHUNK = 64 * 1024
+NOT_ON_DISCORD = "That attachment is not stored on Discord; attach the image itself."
 
 
 def origin(url: str) -> tuple[str, str, int] | None:
@@ -49,7 +50,7 @@ class AttachmentFetcher:
     async def fetch(self, url: str, *, limit: int) -> bytes:
         """The attachment's bytes; InvalidRequestError if it is elsewhere, unreachable or over `limit`."""
         if not self.allows(url):
-            raise InvalidRequestError("That attachment is not stored on Discord; attach the image itself.")
+            raise InvalidRequestError(NOT_ON_DISCORD)
         unreachable = InvalidRequestError("The attachment could not be downloaded; please attach it again.")
         try:
             # Redirects stay off: the next hop would be a host nobody checked.

@@ -168,7 +168,7 @@ class JobEngine:
 
     async def submit(self, order: JobOrder, policy: Policy | None = None) -> Job:
         """Check limits, hold the price and queue the job; a repeated request id returns the first job."""
-        if not any(order.spec.model in slot.provider.models for slot in self.pool.slots):
+        if not self.pool.runs(order.spec):
             raise UserError(f"No configured provider serves {order.spec.model.label}.")
         cost = 0 if order.free else self.prices.price(order.spec)
         # Without a policy (operator jobs from the command line) nothing is limited.

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 from bot.core.errors import ProviderError, ProviderPermanentError, ProviderTransientError
 from bot.core.jobs import Clock, Job
+from bot.core.requests import GenerationSpec
 from bot.jobs.circuit import CircuitBreaker
 from bot.jobs.gate import ProviderGate
 from bot.jobs.timing import backoff
-from bot.providers.base import Provider, Submission
+from bot.providers.base import Provider, Submission, honours
 from bot.providers.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,15 @@ class ProviderPool:
         return next((slot for slot in self.slots if slot.name == name), None)
 
     def serves(self, job: Job) -> bool:
-        return any(job.spec.model in slot.provider.models for slot in self.slots)
+        return self.runs(job.spec)
+
+    def runs(self, spec: GenerationSpec) -> bool:
+        """Whether some configured provider serves the model and honours every field the spec tunes."""
+        return any(honours(slot.provider, spec) for slot in self.slots)
 
     def pick(self, job: Job, exclude: frozenset[str] = frozenset()) -> ProviderSlot | None:
         """A healthy provider with room for the job: the server's chosen one first, then the operator's order."""
-        serving = [slot for slot in self.slots if job.spec.model in slot.provider.models and slot.name not in exclude]
+        serving = [slot for slot in self.slots if honours(slot.provider, job.spec) and slot.name not in exclude]
         serving.sort(key=lambda slot: slot.name != job.preferred_provider)  # stable: keeps the operator's order
         return next((slot for slot in serving if slot.gate.has_slot and slot.breaker.available()), None)
 
@@ -160,7 +165,7 @@ class ProviderPool:
                 tried.add(slot.name)
                 continue
             if isinstance(error, ProviderPermanentError):
-                if any(job.spec.model in other.provider.models for other in self.slots if other.name not in tried):
+                if any(honours(other.provider, job.spec) for other in self.slots if other.name not in tried):
                     raise NoProviderFreeError  # another provider serves the model but is busy right now
                 raise error
             if attempt == self.max_attempts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
@@ -12,15 +13,26 @@ from bot.core.jobs import Job, StoredOutput
 from bot.core.limits import OperatorPolicy, Policy, check_admission, check_usage
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ImagineOptions, VaryOptions, random_seed
+from bot.core.sizes import AspectRatio
 from bot.core.text import truncate
+from bot.core.variants import TUNINGS, Strength
 from bot.jobs.access import Action, authorize, authorize_job
-from bot.jobs.downloads import AttachmentFetcher
+from bot.jobs.downloads import NOT_ON_DISCORD, AttachmentFetcher
 from bot.jobs.engine import JobEngine, JobOrder
+from bot.jobs.moderation import ModerationService
+from storage.gallery import GalleryRepo
 from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
 
 ACCEPTED_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+
+TEXT = {
+    "already_hd": "Job `{job}` is already at 1 MP; HD re-renders results made at 0.25 MP.",
+    "no_image": "Job `{job}` has no image {index}.",
+    "not_imagine": "Remix changes the prompt of an `/imagine` result; job `{job}` has none.",
+    "no_provider": "No provider configured here takes {fields} for {model}; the operator can add one that does.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,11 @@ class GenerationService:
         fetcher: AttachmentFetcher,
         max_input_bytes: int,
         max_input_pixels: int,
+        moderation: ModerationService | None = None,
+        gallery: GalleryRepo | None = None,
     ) -> None:
+        self.moderation = moderation
+        self.gallery = gallery
         self.engine = engine
         self.jobs = jobs
         self.ledger = ledger
@@ -88,6 +104,12 @@ class GenerationService:
 
     def _input_limit(self, upload_limit: int | None) -> int:
         return min(self.max_input_bytes, upload_limit or self.max_input_bytes)
+
+    def check_input(self, url: str, *, size: int, content_type: str | None, upload_limit: int | None) -> None:
+        """Every check `fetch_input` makes before downloading, for a form that opens before the download."""
+        self.check_attachment(size=size, content_type=content_type, upload_limit=upload_limit)
+        if not self.fetcher.allows(url):
+            raise InvalidRequestError(NOT_ON_DISCORD)
 
     async def fetch_input(self, url: str, *, size: int, content_type: str | None, upload_limit: int | None) -> bytes:
         """Check an attachment by what it declares, then download it from Discord, reading no more than the limit."""
@@ -118,9 +140,54 @@ class GenerationService:
         return await self.engine.submit(self._order(who, spec, input_image=normalized), policy)
 
     async def imagine(self, who: Requester, options: ImagineOptions) -> Job:
-        """Start a FLUX.1 schnell job from a prompt."""
+        """Start a FLUX.1 schnell job from a prompt (refused first if the server's blocklist matches it)."""
+        await self.check_prompt(who, options.prompt)
         policy = await self.admit(who, options)
         return await self.engine.submit(self._order(who, options.resolve()), policy)
+
+    async def check_prompt(self, who: Requester, prompt: str) -> None:
+        if self.moderation is not None:
+            await self.moderation.check_prompt(who.guild_id, who.user_id, prompt)
+
+    async def remix_source(self, who: Requester, job_id: str) -> Job:
+        """The `/imagine` job a Remix starts from, if `who` may remix it."""
+        source = await self.job_for(who, Action.REMIX, job_id)
+        if source.spec.prompt is None:
+            raise InvalidRequestError(TEXT["not_imagine"].format(job=source.id))
+        return source
+
+    async def remix(self, who: Requester, job_id: str, changes: Mapping[str, object]) -> Job:
+        """An `/imagine` result's prompt and options as the member edited them, paid by whoever asks.
+
+        What the form does not offer (steps, format, quality, safety) stays as the job had it.
+        """
+        source = await self.remix_source(who, job_id)
+        spec = source.spec
+        kept = {
+            "prompt": spec.prompt,
+            "aspect_ratio": spec.aspect_ratio,
+            "count": spec.count,
+            "megapixels": spec.megapixels,
+            "steps": spec.steps,
+            "output_format": spec.output_format,
+            "quality": spec.quality,
+            "safety": spec.safety,
+        }
+        given = {name: value for name, value in changes.items() if name in kept or name == "seed"}
+        options = ImagineOptions.parse(**{**kept, **{k: v for k, v in given.items() if v is not None}})
+        await self.check_prompt(who, options.prompt)
+        policy = await self.admit(who, options)
+        return await self.engine.submit(self._order(who, options.resolve(), origin="remix", parent=source), policy)
+
+    async def hd(self, who: Requester, job_id: str) -> Job:
+        """A 0.25 MP job rendered again at 1 MP: same input, seed and options; charged at the 1 MP price."""
+        source = await self.job_for(who, Action.HD, job_id)
+        if source.spec.megapixels != "0.25":
+            raise InvalidRequestError(TEXT["already_hd"].format(job=source.id))
+        spec = source.spec.model_copy(update={"megapixels": "1"})
+        policy = await self.admit(who, spec)
+        order = self._order(who, spec, input_sha256=source.input_sha256, origin="hd", parent=source)
+        return await self.engine.submit(order, policy)
 
     async def reroll(self, who: Requester, job_id: str) -> Job:
         """The same input and options with a new seed, paid by whoever asks."""
@@ -130,12 +197,23 @@ class GenerationService:
         order = self._order(who, spec, input_sha256=source.input_sha256, origin="reroll", parent=source)
         return await self.engine.submit(order, policy)
 
-    async def variation(self, who: Requester, job_id: str, index: int) -> Job:
-        """Vary output `index` (1-based) of a finished job with the same options."""
-        source = await self.job_for(who, Action.VARY, job_id)
+    async def variation(
+        self,
+        who: Requester,
+        job_id: str,
+        index: int,
+        *,
+        strength: Strength | None = None,
+        aspect_ratio: AspectRatio | None = None,
+    ) -> Job:
+        """Vary output `index` (1-based) of a finished job with the same options.
+
+        `strength` runs Vary (Subtle) or Vary (Strong) (Redux dev, tuned); `aspect_ratio` reframes the image.
+        """
+        source = await self.job_for(who, Action.REFRAME if aspect_ratio else Action.VARY, job_id)
         outputs = await self.jobs.outputs(source.id)
         if not 1 <= index <= len(outputs):
-            raise InvalidRequestError(f"Job `{source.id}` has no image {index}.")
+            raise InvalidRequestError(TEXT["no_image"].format(job=source.id, index=index))
         normalized = await normalize_input_async(
             outputs[index - 1].data, max_bytes=self.max_input_bytes, max_pixels=self.max_input_pixels
         )
@@ -149,15 +227,35 @@ class GenerationService:
                 quality=spec.quality,
                 safety=spec.safety,
             ).resolve(normalized.source_size)
-        spec = spec.model_copy(update={"seed": random_seed(), "prompt": None})
+        update: dict[str, object] = {"seed": random_seed(), "prompt": None}
+        if aspect_ratio is not None:
+            update["aspect_ratio"] = aspect_ratio
+        if strength is not None:
+            tuning = TUNINGS[strength]
+            update |= {"model": tuning.model, "guidance": tuning.guidance, "steps": tuning.steps}
+        spec = spec.model_copy(update=update)
+        self._runnable(spec)
         policy = await self.admit(who, spec)
-        order = self._order(who, spec, input_image=normalized, origin="variation", parent=source, index=index)
+        origin = strength.value if strength else "reframe" if aspect_ratio else "variation"
+        order = self._order(who, spec, input_image=normalized, origin=origin, parent=source, index=index)
         return await self.engine.submit(order, policy)
+
+    def _runnable(self, spec: GenerationSpec) -> None:
+        """One sentence, before anything is held, when no configured provider takes what the spec tunes."""
+        if not self.engine.pool.runs(spec):
+            fields = " and ".join(sorted(spec.tuned_fields())) or "the model"
+            raise UserError(TEXT["no_provider"].format(fields=fields, model=spec.model.label))
 
     async def job_for(self, who: Requester, action: Action, job_id: str, *, message_id: int | None = None) -> Job:
         """The job if `who` may do `action` to it from here (a delete: on `message_id`); one sentence otherwise."""
         job = await self.jobs.get(job_id.strip())
-        return authorize_job(who, action, job, job_id, message_id=message_id)
+        reposted = (
+            job is not None
+            and message_id is not None
+            and self.gallery is not None
+            and await self.gallery.shows(job.id, message_id)
+        )
+        return authorize_job(who, action, job, job_id, message_id=message_id, reposted=reposted)
 
     async def job(self, job_id: str) -> Job:
         """Any job by id, for the operator; members go through `job_for`."""

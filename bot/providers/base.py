@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -72,3 +73,20 @@ class Provider(Protocol):
     async def cancel(self, job_id: str) -> None:
         """Ask the provider to stop the job; a no-op where the provider cannot."""
         ...
+
+
+#: what an adapter declares, per model, about the tunable fields it sends on (`GenerationSpec.tuned_fields`)
+Accepts = Mapping[ModelId, frozenset[str]]
+
+
+def honours(provider: object, spec: GenerationSpec) -> bool:
+    """Whether `provider` serves the spec's model and sends on every field the spec sets away from its default.
+
+    An adapter lists the fields its vendor documents for each model in `accepts`; one that lists nothing is
+    taken to send every field.
+    """
+    models: frozenset[ModelId] = getattr(provider, "models", frozenset())
+    if spec.model not in models:
+        return False
+    accepts: Accepts | None = getattr(provider, "accepts", None)
+    return accepts is None or spec.tuned_fields() <= accepts.get(spec.model, frozenset())

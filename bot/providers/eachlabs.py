@@ -6,7 +6,7 @@ import base64
 import math
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -17,7 +17,7 @@ from bot.core.errors import (
     ProviderTransientError,
 )
 from bot.core.requests import GenerationSpec, ModelId
-from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
+from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, error_text, retry_after
 from bot.providers.keys import KeyCheck, check_with
 
@@ -65,6 +65,8 @@ class EachlabsProvider:
 
     name = "eachlabs"
     models = frozenset(MODELS)
+    #: the model page documents num_inference_steps
+    accepts: ClassVar[Accepts] = {ModelId.REDUX_SCHNELL: frozenset({"steps"})}
     can_cancel = True
 
     def __init__(

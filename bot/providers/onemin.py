@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -23,7 +23,7 @@ from bot.core.errors import (
 )
 from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
-from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
+from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, retry_after
 from bot.providers.keys import KeyCheck, check_with
 
@@ -58,6 +58,12 @@ class OneMinProvider:
 
     name = "onemin"
     models = frozenset(FEATURES)
+    #: the Redux dev variator page lists no guidance: jobs that change it go to another provider
+    accepts: ClassVar[Accepts] = {
+        ModelId.REDUX_SCHNELL: frozenset({"steps"}),
+        ModelId.REDUX_DEV: frozenset({"steps"}),
+        ModelId.SCHNELL: frozenset({"steps"}),
+    }
     can_cancel = False
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -17,7 +17,7 @@ from bot.core.errors import (
     ProviderTransientError,
 )
 from bot.core.requests import GenerationSpec, ModelId
-from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
+from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, retry_after
 from bot.providers.keys import KeyCheck, check_with
 
@@ -72,6 +72,12 @@ class ReplicateProvider:
 
     name = "replicate"
     models = frozenset(SLUGS)
+    #: the models' input schemas take num_inference_steps everywhere and guidance on Redux dev
+    accepts: ClassVar[Accepts] = {
+        ModelId.REDUX_SCHNELL: frozenset({"steps"}),
+        ModelId.REDUX_DEV: frozenset({"steps", "guidance"}),
+        ModelId.SCHNELL: frozenset({"steps"}),
+    }
     can_cancel = True
 
     def __init__(

@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -18,7 +18,7 @@ from bot.core.errors import (
 )
 from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
-from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
+from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
 from bot.providers.http import HttpAnswer, HttpClient, error_text
 from bot.providers.keys import KeyCheck, check_with
 
@@ -74,6 +74,12 @@ class SegmindProvider:
 
     name = "segmind"
     models = frozenset(SLUGS)
+    #: the vendor's pages document steps for every model and guidance for Redux dev
+    accepts: ClassVar[Accepts] = {
+        ModelId.REDUX_SCHNELL: frozenset({"steps"}),
+        ModelId.REDUX_DEV: frozenset({"steps", "guidance"}),
+        ModelId.SCHNELL: frozenset({"steps"}),
+    }
     can_cancel = False
 
     def __init__(

@@ -33,11 +33,26 @@ def what(job: Job) -> str:
     spec = job.spec
     if spec.prompt is not None:
         return f"{plural(spec.count, 'image')} of “{truncate(spec.prompt, 120)}” with {spec.model.label}"
-    kind = {"reroll": "re-roll", "variation": "variation"}.get(job.origin, "variation")
+    kind = _KINDS.get(job.origin, "variation")
     base = f"{plural(spec.count, kind)} with {spec.model.label}"
-    if job.origin == "variation" and job.parent_index:
+    if job.origin == "reframe":
+        base += f" at {spec.aspect_ratio}"
+    if job.origin == "hd" and job.parent_job_id:
+        base += f" of `{job.parent_job_id}`"
+    if job.origin in _OF_IMAGE and job.parent_index:
         base += f" of image {job.parent_index} of `{job.parent_job_id}`"
     return base
+
+
+_KINDS = {
+    "reroll": "re-roll",
+    "variation": "variation",
+    "subtle": "subtle variation",
+    "strong": "strong variation",
+    "reframe": "reframe",
+    "hd": "HD re-render",
+}
+_OF_IMAGE = frozenset({"variation", "subtle", "strong", "reframe"})
 
 
 def header(job: Job) -> str:

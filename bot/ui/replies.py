@@ -16,6 +16,9 @@ from bot.ui.options import option_problem
 
 log = logging.getLogger(__name__)
 
+#: in a command's `extras`: it answers with a form (a modal) first, so the tree must not acknowledge it
+OPENS_FORM = "opens_form"
+
 
 async def acknowledge(interaction: discord.Interaction[Any]) -> bool:
     """Defer privately ("thinking…") unless already answered; False when Discord no longer knows the interaction.
@@ -38,6 +41,7 @@ async def reply(
     *,
     embed: discord.Embed | None = None,
     file: discord.File | None = None,
+    view: discord.ui.View | None = None,
     ephemeral: bool = True,
 ) -> None:
     """Answer whether or not the interaction was already acknowledged; a dead token is logged, not raised.
@@ -49,6 +53,8 @@ async def reply(
         kwargs["embed"] = fit_embed(embed)
     if file is not None:
         kwargs["file"] = file
+    if view is not None:
+        kwargs["view"] = view
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(**kwargs)
@@ -95,6 +101,9 @@ class FluxTree(app_commands.CommandTree[Any]):
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.type is not discord.InteractionType.application_command:
             return True  # autocomplete cannot be deferred; its handlers keep to short, bounded reads
+        command = interaction.command
+        if command is not None and command.extras.get(OPENS_FORM):
+            return True  # its first answer is a form (a modal), which cannot follow a defer; it answers in time
         if not await acknowledge(interaction):
             return False
         problem = option_problem(interaction)

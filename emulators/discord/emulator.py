@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 SELECT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
+#: the gateway intent a session needs to receive reaction events
+GUILD_MESSAGE_REACTIONS: Final = 1 << 10
 
 #: changes an interaction's `data` in place before it is dispatched, as a modified client could
 Tamper = Callable[[Json], None]
@@ -276,6 +278,32 @@ class DiscordEmulator(DiscordCommands):
         )
         await asyncio.sleep(0)
         return interaction
+
+    def react(self, message: StoredMessage, emoji: str, *, user: Member, remove: bool = False) -> bool:
+        """A member adds (or removes) a unicode-emoji reaction; False when the client did not ask for reactions.
+
+        Discord sends MESSAGE_REACTION_ADD/REMOVE only to sessions that identified with GUILD_MESSAGE_REACTIONS.
+        """
+        current = self.live_message(message.id)
+        if user.id not in self.guild.members:
+            raise KeyError(f"{user.name} is not a member of the guild; use add_member()")
+        if not self.gateway.intents & GUILD_MESSAGE_REACTIONS:
+            return False
+        payload: Json = {
+            "user_id": str(user.id),
+            "channel_id": str(current.channel_id),
+            "message_id": str(current.id),
+            "guild_id": str(self.guild_id),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
+        if not remove:
+            payload["member"] = self.guild.member_payload(user)
+            payload["message_author_id"] = str(current.author.id)
+        sent = self.gateway.dispatch("MESSAGE_REACTION_REMOVE" if remove else "MESSAGE_REACTION_ADD", payload)
+        self.signal.bump()
+        return sent
 
     def describe(self) -> str:
         """A short summary of the traffic so far, for failure messages."""
