@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Autocomplete cannot be deferred and Discord drops an answer after 3 s: a slower read answers nothing.
 AUTOCOMPLETE_SECONDS: Final = 2.0
+#: the same bound for the reads made before a form opens
+FORM_READ_SECONDS: Final = 2.0
 
 DESCRIPTIONS = {
     "count": f"How many images (1-{MAX_COUNT})",
@@ -244,8 +246,15 @@ class GenerateCog(commands.Cog, name="Generate"):
             content_type=attachment.content_type,
             upload_limit=interaction.filesize_limit,
         )
-        defaults = await self.services.preferences.vary_options(who.guild_id, who.user_id, {})
-        await service.admit(who, defaults)
+        # A form must be Discord's first answer (within 3 s): the reads that fill it in and refuse early are
+        # bounded, and skipped when the database is slow (the form's answer is checked in full anyway).
+        defaults = VaryOptions.parse()
+        try:
+            async with asyncio.timeout(FORM_READ_SECONDS):
+                defaults = await self.services.preferences.vary_options(who.guild_id, who.user_id, {})
+                await service.admit(who, defaults)
+        except TimeoutError:
+            log.info("the Vary with FLUX form opened without the member's defaults: the database was slow")
         form = OptionsForm(
             title=FORM_TEXT["vary_title"],
             custom_id=f"fx:vary-form:{interaction.id}",

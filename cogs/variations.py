@@ -6,6 +6,7 @@ V1…V4 are. The buttons are DynamicItems: their custom_id carries the action, t
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from typing import Any, Final, cast
@@ -23,7 +24,7 @@ from bot.ui.forms import OptionsForm, remix_fields
 from bot.ui.replies import acknowledge, reply, reply_error
 from bot.ui.views import REFRAME_ACTIONS, VARIANT_TEMPLATE, picker_view, result_button
 from cogs.context import requester
-from cogs.generate import GenerateCog
+from cogs.generate import FORM_READ_SECONDS, GenerateCog
 
 TEXT: Final = {
     "hd": "Re-rendering job `{parent}` at 1 MP as job `{job}` for {cost}.",
@@ -31,6 +32,7 @@ TEXT: Final = {
     "strong": "Varying image {n} strongly as job `{job}` for {cost}.",
     "reframe": "Reframing image {n} at {ratio} as job `{job}` for {cost}.",
     "remix": "Remixing job `{parent}` as job `{job}` for {cost}; the result will appear in this channel.",
+    "busy": "Fluxcord is busy right now; click Remix again in a moment.",
     "pick_subtle": "Vary (Subtle): which image?",
     "pick_strong": "Vary (Strong): which image?",
     "pick_reframe": "Reframe at {ratio}: which image?",
@@ -117,7 +119,13 @@ class VariationsCog(commands.Cog, name="Variations"):
         await reply(interaction, question, view=picker_view(action, job.id, len(outputs)))
 
     async def _open_remix(self, interaction: discord.Interaction[Any], job_id: str) -> None:
-        source = await self.services.generation.remix_source(requester(interaction), job_id)
+        # The form must be Discord's first answer (within 3 s), so the read that fills it in is bounded.
+        try:
+            async with asyncio.timeout(FORM_READ_SECONDS):
+                source = await self.services.generation.remix_source(requester(interaction), job_id)
+        except TimeoutError:
+            await reply(interaction, TEXT["busy"])
+            return
         spec = source.spec
         form = OptionsForm(
             title=FORM_TEXT["remix_title"],

@@ -58,6 +58,9 @@ async def test_everything_is_acknowledged_while_the_database_is_busy(
     job_id = job_id_from((await queued.wait_content("Queued job")).content)
     result = await wait_result(discord_emu, job_id)
     posted = discord_emu.post_message(author=alice, attachments=[("cat.png", png(), "image/png")])
+    imagined = await discord_emu.slash("imagine", user=alice, options={"prompt": "a fox", "megapixels": "0.25"})
+    imagine_id = job_id_from((await imagined.wait_content("Queued job")).content)
+    imagine_result = await wait_result(discord_emu, imagine_id)
 
     admin_commands: list[tuple[str, dict[str, object]]] = [
         ("grant", {"member": alice, "amount": 5}),
@@ -82,7 +85,6 @@ async def test_everything_is_acknowledged_while_the_database_is_busy(
             await discord_emu.slash("cancel", user=alice, options={"job": job_id}),
             await discord_emu.slash("imagine", user=alice, options={"prompt": "a fox"}),
             await discord_emu.slash("vary", user=alice, attachments=image),
-            await discord_emu.context_menu("Vary with FLUX", user=alice, message=posted),
             *[
                 await discord_emu.slash("fluxadmin", subcommand=name, user=admin, options=options)
                 for name, options in admin_commands
@@ -92,9 +94,17 @@ async def test_everything_is_acknowledged_while_the_database_is_busy(
                 for custom_id in (f"fx:info:{job_id}", f"fx:reroll:{job_id}", f"fx:vary:{job_id}:1")
             ],
         ]
+        # The menu and Remix answer with a form, which cannot follow a defer: they answer in time all the same.
+        forms = [
+            await discord_emu.context_menu("Vary with FLUX", user=alice, message=posted),
+            await discord_emu.click(imagine_result, f"fx:remix:{imagine_id}", user=alice),
+        ]
         for interaction in sent:
             await interaction.wait_answered()
             assert interaction.deferred and interaction.ephemeral, interaction.describe()
+        for interaction in forms:
+            await interaction.wait_answered()
+            assert interaction.modal is not None or interaction.ephemeral, interaction.describe()
         # Autocomplete cannot be deferred: it gives up on a slow read and answers in time, with nothing.
         assert await discord_emu.autocomplete("cancel", user=alice, option="job", value="") == []
         assert all(reply.loading for interaction in sent for reply in interaction.replies)

@@ -44,11 +44,18 @@ async def test_vary_with_a_png_posts_four_images_and_charges_the_price(
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert fields["Cost"] == "4 credits" and fields["Size"] == "1344×768 WEBP"
     assert fields["Seed"].strip("`").isdigit()
+    # V1–V4; Subtle and Strong (which image is asked on click); reframes but to its own 16:9; the job's row.
+    # No HD: it is already 1 MP, and no Remix: it has no prompt.
     assert custom_ids(result) == [
+        *(f"fx:vary:{job_id}:{n}" for n in range(1, 5)),
+        f"fx:subtle:{job_id}",
+        f"fx:strong:{job_id}",
+        f"fx:frame-1x1:{job_id}",
+        f"fx:frame-9x16:{job_id}",
         f"fx:reroll:{job_id}",
+        f"fx:star:{job_id}",
         f"fx:info:{job_id}",
         f"fx:delete:{job_id}",
-        *(f"fx:vary:{job_id}:{n}" for n in range(1, 5)),
     ]
     assert await spendable(discord_emu, alice) == 16
     assert segmind.counts["submit"] == 1
@@ -69,13 +76,20 @@ async def test_imagine_posts_the_images(discord_emu: DiscordEmulator, start_bot:
     assert await spendable(discord_emu, bob) == 16  # schnell: 2 per 1 MP image
 
 
-async def test_the_message_menu_varies_the_attached_image(discord_emu: DiscordEmulator, start_bot: Start) -> None:
+async def test_the_message_menu_varies_the_attached_image(
+    discord_emu: DiscordEmulator, segmind: SegmindEmulator, start_bot: Start
+) -> None:
     await start_bot()
     carol = discord_emu.add_member("carol")
     posted = discord_emu.post_message(
         author=carol, content="look", attachments=[("tall.png", png(200, 400), "image/png")]
     )
-    ack = await discord_emu.context_menu("Vary with FLUX", user=carol, message=posted)
+    menu = await discord_emu.context_menu("Vary with FLUX", user=carol, message=posted)
+    await menu.wait_answered()
+    # The options are asked in a form first, filled in with the defaults; nothing starts before it is sent.
+    assert menu.modal is not None and menu.modal["title"] == "Vary with FLUX"
+    assert segmind.counts["submit"] == 0
+    ack = await discord_emu.submit_modal(menu, {"model": "schnell", "count": "1", "aspect_ratio": "auto"})
     job_id = job_id_from((await ack.wait_content("Queued job")).content)
     result = await wait_result(discord_emu, job_id)
     assert decoded(result) == [("WEBP", (768, 1344))]  # auto: 1:2 is nearest 9:16
