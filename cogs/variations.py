@@ -27,11 +27,11 @@ from cogs.context import requester
 from cogs.generate import FORM_READ_SECONDS, GenerateCog
 
 TEXT: Final = {
-    "hd": "Re-rendering job `{parent}` at 1 MP as job `{job}` for {cost}.",
+    "hd": "Re-rendering as job `{job}` at 1 MP (the same seed and options as `{parent}`) for {cost}.",
     "subtle": "Varying image {n} subtly as job `{job}` for {cost}.",
     "strong": "Varying image {n} strongly as job `{job}` for {cost}.",
     "reframe": "Reframing image {n} at {ratio} as job `{job}` for {cost}.",
-    "remix": "Remixing job `{parent}` as job `{job}` for {cost}; the result will appear in this channel.",
+    "remix": "Remixing as job `{job}` (from `{parent}`) for {cost}; the result will appear in this channel.",
     "busy": "Fluxcord is busy right now; click Remix again in a moment.",
     "pick_subtle": "Vary (Subtle): which image?",
     "pick_strong": "Vary (Strong): which image?",
