@@ -31,6 +31,11 @@ from bot.ui.replies import reply
 from cogs.context import requester
 
 Reason = app_commands.Range[str, 1, MAX_REASON_CHARS]
+TEXT = {
+    "name_entry": "Name the word or pattern to add or remove.",
+    "name_channel": "Name the showcase channel.",
+    "name_preset": "Name the preset to add or remove.",
+}
 
 
 def overview_text(overview: GuildOverview) -> str:
@@ -257,7 +262,7 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
             await reply(interaction, pages.blocklist_text(await moderation.entries(guild_id(interaction))))
             return
         if entry is None:
-            raise UserError(f"Name the word or pattern to {action}.")
+            raise UserError(TEXT["name_entry"])
         if action == "add":
             added, new = await moderation.add(guild_id(interaction), entry, actor_id=interaction.user.id)
             key = "blocklist_added" if new else "blocklist_present"
@@ -282,7 +287,7 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
         where = guild_id(interaction)
         if action == "set":
             if channel is None:
-                raise UserError("Name the showcase channel.")
+                raise UserError(TEXT["name_channel"])
             current = await gallery.set_showcase(where, channel.id, stars)
         elif action == "off":
             current = await gallery.set_showcase(where, None, None)
@@ -314,7 +319,7 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
             await reply(interaction, pages.presets_text(await preferences.presets(where)))
             return
         if name is None:
-            raise UserError(f"Name the preset to {action}.")
+            raise UserError(TEXT["name_preset"])
         if action == "remove":
             removed = await preferences.remove_preset(where, name)
             await reply(interaction, pages.TEXT["preset_removed" if removed else "preset_missing"].format(name=name))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from bot.core.blocklist import BlockEntry
-from bot.core.credits import plural, relative_time
+from bot.core.credits import relative_time
 from bot.core.jobs import Job
 from bot.core.preferences import OptionSet, Preset
 from bot.core.text import truncate
@@ -132,7 +132,3 @@ def blocklist_text(entries: list[BlockEntry]) -> str:
     if not entries:
         return TEXT["blocklist_none"]
     return "\n".join([TEXT["blocklist_title"], *(f"• `{truncate(e.shown, 200)}`" for e in entries)])
-
-
-def plural_credits(amount: int) -> str:
-    return plural(amount, "credit")

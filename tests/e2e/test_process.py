@@ -48,6 +48,9 @@ async def test_python_m_bot_connects_syncs_and_answers_vary(
             "jobs",
             "cancel",
             "Vary with FLUX",
+            "history",
+            "show",
+            "settings",
         }
         alice = discord_emu.add_member("alice")
         ack = await discord_emu.slash(
