@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from bot.ui.notifier import DiscordNotifier
 from bot.ui.replies import FluxTree
 from bot.ui.views import ResultButton
 
@@ -25,7 +24,7 @@ EXTENSIONS = ("cogs.generate", "cogs.account", "cogs.admin")
 class FluxcordBot(commands.Bot):
     """Wired by the composition root; `setup_hook` does async wiring only."""
 
-    def __init__(self, services: Services, notifier: DiscordNotifier, **options: Any) -> None:
+    def __init__(self, services: Services, **options: Any) -> None:
         # Fluxcord never joins voice: the warnings about missing voice libraries would only confuse.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
@@ -38,7 +37,6 @@ class FluxcordBot(commands.Bot):
             **options,
         )
         self.services = services
-        self.notifier = notifier
         # The `sync` CLI logs in without running jobs and syncs by force instead.
         self.start_engine = True
         self.sync_on_start = True
@@ -50,7 +48,6 @@ class FluxcordBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.load_commands()
         self.add_dynamic_items(ResultButton)
-        self.notifier.attach(self)
         if self.sync_on_start:
             await self.sync_commands()
         if self.start_engine:
@@ -79,6 +76,5 @@ class FluxcordBot(commands.Bot):
         return True
 
     async def close(self) -> None:
-        await self.services.engine.stop()
-        await self.notifier.close()
+        await self.services.engine.stop()  # which also stops the status messages' pending edits
         await super().close()

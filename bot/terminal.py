@@ -15,7 +15,7 @@ from bot.jobs.notifier import Progress
 
 @dataclass
 class TerminalNotifier:
-    """Writes finished images into `out_dir` and keeps one progress line on `stream`."""
+    """The engine's JobNotifier for the command line: one progress line on `stream`, the images into `out_dir`."""
 
     out_dir: Path
     stream: TextIO = field(default_factory=lambda: sys.stderr)
@@ -37,18 +37,27 @@ class TerminalNotifier:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    async def progress(self, job: Job, progress: Progress) -> None:
+    async def queued(self, job: Job) -> int | None:
+        self._line(Progress(job.state).line())
+        return None  # a terminal has no message to remember
+
+    def progress(self, job: Job, progress: Progress) -> None:
         self._line(progress.line())
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
         paths = await asyncio.to_thread(self._write, job, outputs)
         self.written[job.id] = paths
         self._line(f"Done in {time.monotonic() - self._started:.1f} s")
         self._resolve(job)
+        return None
 
-    async def failed(self, job: Job) -> None:
+    async def failed(self, job: Job) -> int | None:
         self._line(f"{job.state.value.capitalize()}: {job.error or 'no reason given'}")
         self._resolve(job)
+        return None
+
+    async def close(self) -> None:
+        return None
 
     def _resolve(self, job: Job) -> None:
         if self.stream.isatty():

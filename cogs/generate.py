@@ -52,8 +52,6 @@ class GenerateCog(commands.Cog, name="Generate"):
         await reply_error(interaction, error)
 
     async def _queued(self, interaction: discord.Interaction[Any], job: Job) -> None:
-        self.bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
-        await self.bot.notifier.announce(job)
         await reply(
             interaction,
             f"Queued job `{job.id}` for {plural(job.cost, 'credit')}; the result will appear in this channel.",

@@ -134,6 +134,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_guild_day ON jobs (guild_id, created_at)",
         "ALTER TABLE jobs ADD COLUMN preferred_provider TEXT",
     ),
+    (
+        # The largest upload the job's channel accepts, as its interaction reported it (boosts raise it).
+        "ALTER TABLE jobs ADD COLUMN upload_limit INTEGER",
+    ),
 )
 
 

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: queue positions shift with every dispatch; members are told at most this often (seconds)
+ANNOUNCE_INTERVAL = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -72,6 +75,8 @@ class JobOrder:
     parent_job_id: str | None = None
     parent_index: int | None = None
     free: bool = False
+    #: the largest upload the channel accepts, when the front end knows it
+    upload_limit: int | None = None
 
 
 class JobEngine:
@@ -117,6 +122,9 @@ class JobEngine:
         self._active_servers: Counter[int] = Counter()
         self._slot_of: dict[str, ProviderSlot] = {}  # the provider each running job holds a slot at
         self._requeue: set[str] = set()
+        self._delivering: set[str] = set()  # one delivery at a time per job
+        self._announcement: asyncio.TimerHandle | None = None
+        self._announced_at = float("-inf")
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -130,6 +138,9 @@ class JobEngine:
         """Stop working; jobs at a provider stay `submitted` and resume on the next start."""
         if self._dispatcher is not None:
             self._dispatcher.cancel()
+        if self._announcement is not None:
+            self._announcement.cancel()
+            self._announcement = None
         tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -138,6 +149,7 @@ class JobEngine:
         # Bookkeeping is never cancelled: a half-written settlement is worse than a slower stop.
         await asyncio.gather(*self._bookkeeping, return_exceptions=True)
         self._dispatcher = None
+        await self.notifier.close()
 
     async def run_until_idle(self) -> None:
         """Wait until no job is queued, running or waiting for delivery (tests and the CLI)."""
@@ -185,6 +197,7 @@ class JobEngine:
                 parent_job_id=order.parent_job_id,
                 parent_index=order.parent_index,
                 preferred_provider=policy.provider,
+                upload_limit=order.upload_limit,
             ),
             policy=policy,
             now=self.clock.now(),
@@ -192,7 +205,9 @@ class JobEngine:
         if created:
             self._log(job, JobState.QUEUED)
             self.queue.push(job)
-            self._announce_queue(only=job.id)
+            # Announced before the queue position below, so the status message exists for it to update.
+            self._spawn(self._announce(job))
+            self._announce_queue()
             self._wake.set()
         return job
 
@@ -252,15 +267,23 @@ class JobEngine:
                 async with asyncio.timeout(reopen + 0.01 if reopen is not None else None):
                     await self._wake.wait()
 
-    def _announce_queue(self, only: str | None = None) -> None:
-        """Tell queued jobs their place in line and a rough ETA (all of them, or just `only`)."""
+    def _announce_queue(self) -> None:
+        """Soon tell queued jobs their place in line; at most once per ANNOUNCE_INTERVAL, so it costs O(queue)
+        per interval rather than per dispatch."""
+        if self._announcement is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._announced_at + ANNOUNCE_INTERVAL - loop.time())
+        self._announcement = loop.call_later(delay, self._announce_positions)
+
+    def _announce_positions(self) -> None:
+        self._announcement = None
+        self._announced_at = asyncio.get_running_loop().time()
+        lanes = max(1, sum(slot.gate.concurrency for slot in self.pool.slots))
         for position, job in enumerate(self.queue.order(), start=1):
-            if only is not None and job.id != only:
-                continue
             expected = self._expected.get(job.spec.model, self.planner.defaults.get(job.spec.model, 10.0))
-            lanes = max(1, sum(slot.gate.concurrency for slot in self.pool.slots))
             eta = expected * ((position - 1) // lanes + 1)
-            self._spawn(self._progress(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta)))
+            self._tell(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta))
 
     def _start(self, job: Job, slot: ProviderSlot) -> None:
         task = asyncio.create_task(self._run(job, slot), name=f"fluxcord-job-{job.id}")
@@ -457,23 +480,45 @@ class JobEngine:
 
     # ----------------------------------------------------------------- telling the world
 
-    async def _progress(self, job: Job, progress: Progress) -> None:
+    async def _announce(self, job: Job) -> None:
+        """Show a new job and remember the message that shows it."""
         try:
-            await self.notifier.progress(job, progress)
+            message_id = await self.notifier.queued(job)
+        except Exception:  # no status message is no reason to fail the job; the result still comes
+            log.warning("job=%s status message could not be shown", job.id, exc_info=True)
+            return
+        if message_id is not None:
+            await self._shielded(self.jobs.set_message(job.id, message_id, now=self.clock.now()))
+
+    def _tell(self, job: Job, progress: Progress) -> None:
+        try:
+            self.notifier.progress(job, progress)
         except Exception:  # a status line must never fail the job
             log.warning("job=%s progress notification failed", job.id, exc_info=True)
 
+    async def _progress(self, job: Job, progress: Progress) -> None:
+        self._tell(job, progress)
+
     async def _deliver(self, job_id: str) -> None:
-        """Post the terminal result once; left undelivered (and retried at the next start) if it keeps failing."""
+        """Show the terminal outcome once; left undelivered (and retried at the next start) if it keeps failing."""
+        if job_id in self._delivering:  # a cancel and the job's own end both ask; one delivery is enough
+            return
+        self._delivering.add(job_id)
+        try:
+            await self._deliver_once(job_id)
+        finally:
+            self._delivering.discard(job_id)
+
+    async def _deliver_once(self, job_id: str) -> None:
         for attempt in range(1, self.config.delivery_attempts + 1):
             job = await self._reload(job_id)
             if job.delivered or not job.state.terminal:
                 return
             try:
                 if job.state is JobState.SUCCEEDED:
-                    await self.notifier.done(job, await self.jobs.outputs(job.id))
+                    message_id = await self.notifier.done(job, await self.jobs.outputs(job.id))
                 else:
-                    await self.notifier.failed(job)
+                    message_id = await self.notifier.failed(job)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -487,7 +532,7 @@ class JobEngine:
                     )
                 )
                 continue
-            await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now()))
+            await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now(), message_id=message_id))
             log.info("job=%s user=%s delivered", job.id, job.user_id)
             return
 

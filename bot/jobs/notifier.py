@@ -46,23 +46,41 @@ def progress_bar(fraction: float, width: int = 12) -> str:
 
 
 class JobNotifier(Protocol):
-    """Receives every visible change of a job. `done` and `failed` must raise if delivery did not happen."""
+    """Shows a job to its member from queued to done; the engine drives it and stores the message ids it returns.
 
-    async def progress(self, job: Job, progress: Progress) -> None: ...
+    `progress` must return at once (it may only note the line). `done` and `failed` return the id of the message
+    that shows the outcome (None without one) and raise if the outcome may not be visible.
+    """
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None: ...
+    async def queued(self, job: Job) -> int | None:
+        """Show a job the engine just created; the id of the message that shows it, if any."""
+        ...
 
-    async def failed(self, job: Job) -> None: ...
+    def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None: ...
+
+    async def failed(self, job: Job) -> int | None: ...
+
+    async def close(self) -> None:
+        """Stop whatever the notifier still had pending (the engine is stopping)."""
+        ...
 
 
 class NullNotifier:
-    """Tells nobody; for engines driven directly by tests."""
+    """Tells nobody; for engines driven directly by tests and the operator's command line."""
 
-    async def progress(self, job: Job, progress: Progress) -> None:
+    async def queued(self, job: Job) -> int | None:
         return None
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
+    def progress(self, job: Job, progress: Progress) -> None:
         return None
 
-    async def failed(self, job: Job) -> None:
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
+        return None
+
+    async def failed(self, job: Job) -> int | None:
+        return None
+
+    async def close(self) -> None:
         return None

@@ -30,6 +30,8 @@ class Requester:
     request_id: str
     role_ids: frozenset[int] = frozenset()
     channel_nsfw: bool = False
+    #: the largest upload the channel accepts (Discord tells it with every interaction)
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,4 +196,5 @@ class GenerationService:
             origin=origin,
             parent_job_id=parent.id if parent else None,
             parent_index=index,
+            upload_limit=who.upload_limit,
         )

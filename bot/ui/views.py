@@ -85,6 +85,7 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         request_id=str(interaction.id),
         role_ids=frozenset(role.id for role in roles),
         channel_nsfw=bool(is_nsfw()) if callable(is_nsfw) else False,
+        upload_limit=interaction.filesize_limit,
     )
 
 
@@ -112,8 +113,6 @@ async def handle_action(
     else:
         assert n is not None
         job = await service.variation(who, job_id, n)
-    bot.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
-    await bot.notifier.announce(job)
     verb = "Re-rolling" if action == "reroll" else f"Varying image {n}"
     await reply(interaction, f"{verb} as job `{job.id}` for {plural(job.cost, 'credit')}.")
 

@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from emulators.discord.messages import UNKNOWN_ROUTE, RecordedRequest
 from emulators.discord.models import Json, error_body, form_error
+from emulators.discord.ratelimits import RateLimiter, RateLimits
 from emulators.discord.state import ApiError, DiscordState, Upload
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,16 @@ class InjectedFault:
 class DiscordServer(DiscordState):
     """The aiohttp server in front of `DiscordState`: REST under /api/v10, /gateway and /attachments."""
 
-    def __init__(self, *, bot_name: str = "Fluxcord", upload_limit: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        bot_name: str = "Fluxcord",
+        upload_limit: int = 10 * 1024 * 1024,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         super().__init__(bot_name=bot_name, upload_limit=upload_limit)
+        #: Discord's REST rate limits; `rate_limiter.config.enabled = False` turns them off
+        self.rate_limiter = RateLimiter(rate_limits)
         self.routes: list[ApiRoute] = []
         #: tracebacks of emulator bugs (answered 500); a healthy run leaves this empty
         self.errors: list[str] = []
@@ -259,7 +268,16 @@ class DiscordServer(DiscordState):
             if fault is not None:
                 response = json_reply(fault.body, fault.status, fault.headers)
             else:
-                response = await route.handler(Call(request, params, body, uploads))
+                verdict = self.rate_limiter.check(route.label, params, token_route=not route.auth)
+                limits = verdict.headers if verdict is not None else {}
+                if verdict is not None and verdict.refusal is not None:
+                    response = json_reply(verdict.refusal, 429, limits)
+                else:
+                    try:
+                        response = await route.handler(Call(request, params, body, uploads))
+                    except ApiError as error:
+                        response = json_reply(error.body, error.status)
+                    response.headers.update(limits)
         except ApiError as error:
             response = json_reply(error.body, error.status)
         except Exception:
