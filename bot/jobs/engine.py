@@ -484,11 +484,10 @@ class JobEngine:
         """Show a new job and remember the message that shows it."""
         try:
             message_id = await self.notifier.queued(job)
+            if message_id is not None:
+                await self._shielded(self.jobs.set_message(job.id, message_id, now=self.clock.now()))
         except Exception:  # no status message is no reason to fail the job; the result still comes
-            log.warning("job=%s status message could not be shown", job.id, exc_info=True)
-            return
-        if message_id is not None:
-            await self._shielded(self.jobs.set_message(job.id, message_id, now=self.clock.now()))
+            log.warning("job=%s status message could not be shown or recorded", job.id, exc_info=True)
 
     def _tell(self, job: Job, progress: Progress) -> None:
         try:

@@ -23,7 +23,7 @@ from bot.core.images import OutputImage, shrink_to_fit
 from bot.core.jobs import Job, StoredOutput
 from bot.jobs.notifier import Progress
 from bot.ui import render
-from bot.ui.finder import MessageIndex
+from bot.ui.finder import MessageIndex, Shown
 from bot.ui.pacing import Lane, ProgressBudget, RateWatch
 from bot.ui.views import result_view
 
@@ -78,6 +78,11 @@ class DiscordNotifier:
         self._lanes: dict[tuple[int, str], Lane] = {}
         self._budget = ProgressBudget()
         self._index = MessageIndex()
+
+    @property
+    def live(self) -> int:
+        """Jobs the notifier keeps a record for: those shown by this process and not yet ended."""
+        return len(self._jobs)
 
     def connect(self, client: discord.Client) -> None:
         """The client that posts; the composition root connects it once both exist."""
@@ -281,7 +286,11 @@ class DiscordNotifier:
             log.info("job=%s status message was deleted; posting the outcome as a new message", job.id)
             record.message_id = None
         if record.adopted:
-            found = await self._index.find(channel, channel_id, job, self._bot_id())
+            try:
+                found = await self._index.find(channel, channel_id, job, self._bot_id())
+            except discord.HTTPException as exc:  # no Read Message History, say: the nonce is what is left
+                log.warning("job=%s could not look for an earlier post of its outcome: %s", job.id, exc)
+                found = Shown()
             if found.outcome is not None:  # shown before; only leftover status lines remain to clear
                 await self._delete(channel, found.statuses)
                 return found.outcome

@@ -84,6 +84,8 @@ class InjectedFault:
     status: int
     body: Json
     headers: dict[str, str] = field(default_factory=dict)
+    #: carry the request out first, then answer with the error (the answer of a request that did land is lost)
+    after_applying: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in ("*", method) and bool(
@@ -184,11 +186,24 @@ class DiscordServer(DiscordState):
         self._add_fault(InjectedFault(method.upper(), re.compile(path_regex), times, 429, body, headers))
 
     def inject_error(
-        self, method: str, path_regex: str, status: int, *, code: int = 0, message: str = "", times: int = 1
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        code: int = 0,
+        message: str = "",
+        times: int = 1,
+        after_applying: bool = False,
     ) -> None:
-        """Answer the next `times` matching calls with `status` and Discord's `{"message", "code"}` body."""
+        """Answer the next `times` matching calls with `status` and Discord's `{"message", "code"}` body.
+
+        With `after_applying` the request takes effect first (a message is posted, say) and only its answer is
+        the error: what a client sees when Discord did the work but the answer was lost (a 502 from the edge).
+        """
         body = error_body(message or f"{status}: injected error", code)
-        self._add_fault(InjectedFault(method.upper(), re.compile(path_regex), times, status, body))
+        pattern = re.compile(path_regex)
+        self._add_fault(InjectedFault(method.upper(), pattern, times, status, body, after_applying=after_applying))
 
     def _add_fault(self, fault: InjectedFault) -> None:
         if fault.remaining < 1:
@@ -266,6 +281,8 @@ class DiscordServer(DiscordState):
                 raise ApiError(401, error_body("401: Unauthorized", 0))
             fault = self._take_fault(request.method, path)
             if fault is not None:
+                if fault.after_applying:
+                    await route.handler(Call(request, params, body, uploads))
                 response = json_reply(fault.body, fault.status, fault.headers)
             else:
                 verdict = self.rate_limiter.check(route.label, params, token_route=not route.auth)
