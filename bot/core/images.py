@@ -11,6 +11,7 @@ import hashlib
 import io
 import math
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ DEFAULT_MAX_INPUT_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_SIDE = 1024
 INPUT_JPEG_QUALITY = 95
+#: a JPEG is decoded at a reduced scale as long as its longest side stays at least this long (Redux reads 384)
+MIN_DECODED_SIDE = 768
 
 _MIB = 1024 * 1024
 _ACCEPTED = "PNG, JPEG, WebP or GIF"
@@ -338,14 +341,15 @@ def normalize_input(
 def _normalize_opened(image: ImageFile.ImageFile, max_side: int) -> NormalizedImage:
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
     header_size = image.size
-    target_size = _scaled_size(header_size, max_side)
-    if image.format in ("JPEG", "MPO") and target_size != header_size:
-        # libjpeg can decode straight at 1/2, 1/4 or 1/8 scale, which is much faster and lighter than
-        # decoding a 40 MP photo in full only to shrink it; the chosen scale never drops below the target.
-        image.draft(None, target_size)
+    if image.format in ("JPEG", "MPO") and max(header_size) > max_side:
+        # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale, much faster and lighter than decoding a 40 MP
+        # photo in full only to shrink it. The scale keeps the longest side at MIN_DECODED_SIDE or more, so a
+        # 2016×1512 photo becomes 1008×756 with no resampling at all.
+        image.draft(None, _scaled_size(header_size, min(max_side, MIN_DECODED_SIDE)))
     # Animated GIF, APNG and WebP open on their first frame, which is the one used.
     _decode(image)
     decoded_size = image.size
+    target_size = _scaled_size(decoded_size, max_side)
     _apply_exif_orientation(image)
     swapped = image.size != decoded_size
     source_size = (header_size[1], header_size[0]) if swapped else header_size
@@ -354,7 +358,8 @@ def _normalize_opened(image: ImageFile.ImageFile, max_side: int) -> NormalizedIm
 
     rgb = _to_srgb(image)
     if rgb.size != target_size:
-        rgb = rgb.resize(target_size, Image.Resampling.LANCZOS)
+        # Reducing by whole factors first costs a fraction of LANCZOS over the full image, and looks the same.
+        rgb = rgb.resize(target_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     buffer = io.BytesIO()
     rgb.save(buffer, "JPEG", quality=INPUT_JPEG_QUALITY)
     encoded = buffer.getvalue()
@@ -387,15 +392,51 @@ def _pillow_format(output_format: str) -> str:
         raise ValueError(f"unknown output format {output_format!r}") from None
 
 
-def _decode_output(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """Fully decoded first frame and its Pillow format ("MPO" reported as "JPEG")."""
+def _webp_intact(data: bytes) -> bool:
+    # RIFF says how long the file is, and every chunk how long it is: all must add up to the last byte.
+    if len(data) < 20 or int.from_bytes(data[4:8], "little") + 8 != len(data):
+        return False
+    offset = 12
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        offset += 8 + size + (size & 1)
+    return offset == len(data)
+
+
+def _png_intact(data: bytes) -> bool:
+    # Every chunk's CRC, through IEND: truncation and damage both break one (zlib's CRC runs at memory speed).
+    offset = 8
+    while offset + 12 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        end = offset + 8 + size
+        if end + 4 > len(data):
+            return False
+        if zlib.crc32(data[offset + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+            return False
+        if data[offset + 4 : offset + 8] == b"IEND":
+            return True
+        offset = end + 4
+    return False
+
+
+def _jpeg_intact(data: bytes) -> bool:
+    # A JPEG ends with EOI; a truncated download does not (trailing padding some encoders add is allowed).
+    return data.rstrip(b"\x00\r\n").endswith(b"\xff\xd9")
+
+
+_INTACT = {"WEBP": _webp_intact, "PNG": _png_intact, "JPEG": _jpeg_intact}
+
+
+def _open_output(data: bytes, max_pixels: int, *, decode: bool) -> tuple[ImageFile.ImageFile, str]:
+    """The output's first frame (decoded if asked) and its Pillow format ("MPO" reported as "JPEG")."""
     if not data:
         raise OutputImageError("the provider returned an empty file")
     try:
         with _pillow_warnings_silenced():
             # The source is in memory, so the image can outlive this block without holding a file open.
             image = _open_header(data, max_pixels)
-            _decode(image)
+            if decode:
+                _decode(image)
     except _Unreadable as exc:
         raise OutputImageError("the provider returned a file that is not a supported image") from exc
     except _TooManyPixels as exc:
@@ -403,6 +444,11 @@ def _decode_output(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     except _DecodeProblem as exc:
         raise OutputImageError("the provider returned a damaged or incomplete image") from exc
     return image, "JPEG" if image.format == "MPO" else str(image.format)
+
+
+def _decode_output(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """Fully decoded first frame and its Pillow format."""
+    return _open_output(data, max_pixels, decode=True)
 
 
 def _encode(image: Image.Image, output_format: str, quality: int, *, optimize: bool = False) -> bytes:
@@ -425,15 +471,26 @@ def check_output(
     quality: int,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> OutputImage:
-    """Verify a provider's output by decoding it, re-encoding only if it is not in `expected_format`.
+    """Verify a provider's output, re-encoding it only if it is not in `expected_format`.
 
-    The returned width and height are the image's own; comparing them with `expected_size` is left to the
-    caller, which decides whether a mismatch is worth `fit_output`.
+    An output already in the wanted format is passed on as it is, so its pixels are not decoded: its header
+    is read (size, pixel limit) and its own framing checked end to end (RIFF sizes, PNG chunk CRCs through
+    IEND, JPEG's end marker), which is what a truncated or garbled download breaks. One in another format is
+    decoded once and re-encoded. The returned width and height are the image's own; comparing them with
+    `expected_size` is left to the caller, which decides whether a mismatch is worth `fit_output`.
     """
     wanted = _pillow_format(expected_format)
-    image, actual = _decode_output(data, max_pixels)
-    if actual != wanted:
-        data = _encode(image, expected_format, quality)
+    image, actual = _open_output(data, max_pixels, decode=False)
+    if actual == wanted:
+        if not _INTACT[actual](data):
+            raise OutputImageError("the provider returned a damaged or incomplete image")
+        return OutputImage(data=data, width=image.width, height=image.height, format=expected_format)
+    try:
+        with _pillow_warnings_silenced():
+            _decode(image)
+    except _DecodeProblem as exc:
+        raise OutputImageError("the provider returned a damaged or incomplete image") from exc
+    data = _encode(image, expected_format, quality)
     return OutputImage(data=data, width=image.width, height=image.height, format=expected_format)
 
 

@@ -1,4 +1,4 @@
-"""The Discord emulator's rate limits and nonces, as raw HTTP sees them and as the real discord.py client lives with them."""
+"""The Discord emulator's rate limits and nonces, as raw HTTP sees them and as the real discord.py client meets them."""
 
 from __future__ import annotations
 
