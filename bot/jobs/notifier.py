@@ -20,6 +20,13 @@ class Progress:
     expected_seconds: float | None = None
 
     @property
+    def remaining_seconds(self) -> float | None:
+        """Seconds until the job should be done by the ETA (0 once overdue), if known."""
+        if self.elapsed_seconds is None or self.expected_seconds is None:
+            return None
+        return max(0.0, self.expected_seconds - self.elapsed_seconds)
+
+    @property
     def fraction(self) -> float | None:
         """How far along the job is by the ETA, capped below 1 until it is done."""
         if self.elapsed_seconds is None or not self.expected_seconds:

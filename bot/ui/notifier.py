@@ -20,11 +20,11 @@ import aiohttp
 import discord
 
 from bot.core.images import OutputImage, shrink_to_fit
-from bot.core.jobs import Job, StoredOutput
+from bot.core.jobs import Job, JobState, StoredOutput
 from bot.jobs.notifier import Progress
 from bot.ui import render
 from bot.ui.finder import MessageIndex, Shown
-from bot.ui.pacing import Lane, ProgressBudget, RateWatch
+from bot.ui.pacing import GlobalPace, Lane, RateWatch
 from bot.ui.views import result_view
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class StatusMessage:
     post: asyncio.Future[int | None] | None = None
     posting: bool = False
     ended: bool = False
+    #: when the outcome is expected (`time.monotonic()`), from the latest progress; None if unknown
+    finish_at: float | None = None
 
     @property
     def ready_at(self) -> float:
@@ -76,7 +78,7 @@ class DiscordNotifier:
         self._jobs: dict[str, StatusMessage] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._lanes: dict[tuple[int, str], Lane] = {}
-        self._budget = ProgressBudget()
+        self._pace = GlobalPace()
         self._index = MessageIndex()
 
     @property
@@ -105,7 +107,17 @@ class DiscordNotifier:
                     del self._lanes[key]
                     self.watch.drop(channel_id, kind)
 
-            lane = self._lanes[key] = Lane(self.watch.bucket(channel_id, kind), self._budget, on_idle=idle)
+            def due(before: float) -> int:
+                return sum(
+                    1
+                    for record in self._jobs.values()
+                    if record.job.channel_id == channel_id
+                    and not record.ended
+                    and record.finish_at is not None
+                    and record.finish_at <= before
+                )
+
+            lane = self._lanes[key] = Lane(self.watch.bucket(channel_id, kind), self._pace, on_idle=idle, due=due)
         return lane
 
     def _record(self, job: Job) -> StatusMessage:
@@ -136,7 +148,9 @@ class DiscordNotifier:
         if channel is None or job.channel_id is None:
             return None
         record = self._jobs[job.id] = StatusMessage(job, self, wanted=render.status_content(job, Progress(job.state)))
-        record.post = self._lane(job.channel_id, "post").run(lambda: self._post_status(record, channel), urgent=False)
+        record.post = self._lane(job.channel_id, "post").run(
+            lambda: self._post_status(record, channel), urgent=False, obsolete=lambda: record.ended
+        )
         # Shielded: the engine giving up on the answer must not take back a post that is on its way.
         return await asyncio.shield(record.post)
 
@@ -170,6 +184,8 @@ class DiscordNotifier:
             record = self._record(job)
         if record.ended:
             return
+        left = progress.eta_seconds if progress.state is JobState.QUEUED else progress.remaining_seconds
+        record.finish_at = None if left is None else time.monotonic() + left
         content = render.status_content(record.job, progress)
         if content == record.wanted:
             return
@@ -308,10 +324,10 @@ class DiscordNotifier:
             return await channel.send(files=attachments(), **send)
 
         try:
-            message: discord.Message = await self._lane(channel_id, "post").run(post, urgent=True)
+            message = await self._lane(channel_id, "post").run(post, urgent=True)
         except discord.NotFound:  # posted with this nonce moments ago and deleted since: it was shown
             return None
-        return message.id
+        return message.id if message is not None else None
 
     def _bot_id(self) -> int:
         user = self.client.user if self.client else None

@@ -28,10 +28,16 @@ T = TypeVar("T")
 
 #: share of a bucket progress lines may take in one window; the rest stays free for results
 PROGRESS_SHARE = 0.4
-#: progress edits per second across all channels, well inside Discord's global 50 requests a second
-GLOBAL_PROGRESS_PER_SECOND = 20
+#: the notifier's requests in any one second, across all channels: Discord allows a bot 50 (interaction
+#: answers aside), and the rest is left for everything else the bot sends with its token
+GLOBAL_PER_SECOND = 45
+#: of those, what new status messages and progress lines may take; only results may use all of it
+GLOBAL_STATUS_SHARE = 35
+GLOBAL_PROGRESS_SHARE = 20
 #: a lane with nothing to do for this long stops its task and is dropped
 IDLE_SECONDS = 30.0
+#: what a bucket is taken to be before Discord's headers said otherwise (its usual message limit)
+ASSUMED_LIMIT, ASSUMED_WINDOW = 5, 5.0
 
 _CHANNEL_MESSAGES = re.compile(r"/channels/(\d+)/messages(/\d+)?$")
 
@@ -43,12 +49,22 @@ class Bucket:
     limit: int = 0
     remaining: int = 0
     resets_at: float = 0.0
+    #: the longest reset Discord announced: about the length of the bucket's window
+    window: float = 0.0
 
     def spare(self, now: float) -> int | None:
         """Requests left in the current window, or None if Discord sends no limits for it."""
         if not self.limit:
             return None
         return self.limit if now >= self.resets_at else self.remaining
+
+    def horizon(self, now: float) -> tuple[int, float]:
+        """(requests spare, when the window ends): what results due before then can count on."""
+        if not self.limit:
+            return ASSUMED_LIMIT, now + ASSUMED_WINDOW
+        if now >= self.resets_at:
+            return self.limit, now + (self.window or ASSUMED_WINDOW)
+        return self.remaining, self.resets_at
 
     def allows(self, now: float, *, keep: int) -> bool:
         """True if one more request still leaves `keep` requests of the window for others."""
@@ -99,20 +115,25 @@ class RateWatch:
             return
         bucket = self.bucket(channel_id, kind)
         bucket.limit, bucket.remaining, bucket.resets_at = limit, remaining, time.monotonic() + reset_after
+        bucket.window = max(bucket.window, reset_after)
 
 
-class ProgressBudget:
-    """A sliding one-second window shared by every lane, for progress edits only."""
+class GlobalPace:
+    """A sliding one-second window over every lane's requests, for Discord's global limit (which discord.py
+    only reacts to, after a 429). Results may fill it; status messages and progress lines leave room."""
 
-    def __init__(self, per_second: int = GLOBAL_PROGRESS_PER_SECOND) -> None:
+    def __init__(self, per_second: int = GLOBAL_PER_SECOND) -> None:
         self.per_second = per_second
         self._sent: deque[float] = deque()
 
-    def wait(self, now: float) -> float:
-        """Seconds until one more progress edit fits (0 if it fits now)."""
+    def wait(self, now: float, share: int) -> float:
+        """Seconds until one more request fits within `share` requests a second (0 if it fits now)."""
         while self._sent and now - self._sent[0] >= 1.0:
             self._sent.popleft()
-        return 0.0 if len(self._sent) < self.per_second else self._sent[0] + 1.0 - now
+        share = min(share, self.per_second)
+        if len(self._sent) < share:
+            return 0.0
+        return self._sent[len(self._sent) - share] + 1.0 - now
 
     def spend(self, now: float) -> None:
         self._sent.append(now)
@@ -131,6 +152,17 @@ class Refreshable(Protocol):
 class _Work:
     action: Callable[[], Awaitable[Any]]
     future: asyncio.Future[Any]
+    #: when true by the time the request's turn comes, it is dropped (the future resolves to None)
+    obsolete: Callable[[], bool] | None = None
+
+    def dropped(self) -> bool:
+        """Cancelled or made obsolete while it waited; then it costs no budget."""
+        if self.future.done():
+            return True
+        if self.obsolete is not None and self.obsolete():
+            self.future.set_result(None)
+            return True
+        return False
 
 
 @dataclass(eq=False)
@@ -138,25 +170,39 @@ class Lane:
     """One channel's writes of one kind, one request at a time: urgent, then normal, then progress."""
 
     bucket: Bucket
-    budget: ProgressBudget
+    pace: GlobalPace
     on_idle: Callable[[], None] = lambda: None
+    #: how many outcomes in the channel are expected before a moment: tokens progress must leave to them
+    due: Callable[[float], int] = lambda before: 0
     _urgent: deque[_Work] = field(default_factory=deque)
     _normal: deque[_Work] = field(default_factory=deque)
     _progress: dict[str, Refreshable] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    #: while the lane sleeps only until a progress line is ready, a readier one must wake it; else nothing must
+    _ready_wait_until: float = float("inf")
 
-    def run(self, action: Callable[[], Awaitable[T]], *, urgent: bool) -> asyncio.Future[T]:
-        """Queue a request; the future resolves with its result. Cancelling the future before it starts skips it."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._normal).append(_Work(action, future))
+    def run(
+        self, action: Callable[[], Awaitable[T]], *, urgent: bool, obsolete: Callable[[], bool] | None = None
+    ) -> asyncio.Future[T | None]:
+        """Queue a request; the future resolves with its result (None if dropped as obsolete before its turn).
+
+        Cancelling the future before the request's turn drops it too.
+        """
+        future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(_Work(action, future, obsolete))
         self._poke()
         return future
 
     def want(self, key: str, item: Refreshable) -> None:
-        """`item` has a newer line; it is refreshed once when spare budget allows (repeated calls coalesce)."""
+        """`item` has a newer line; it is refreshed once when spare budget allows (repeated calls coalesce).
+
+        Cheap when many jobs report at once: the lane is only woken if this could change what it does next.
+        """
+        idle = not self.busy
         self._progress[key] = item
-        self._poke()
+        if idle or self._task is None or item.ready_at < self._ready_wait_until:
+            self._poke()
 
     def forget(self, key: str) -> None:
         self._progress.pop(key, None)
@@ -184,6 +230,7 @@ class Lane:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            self._ready_wait_until = float("-inf")  # awake: wants need not wake it
             wait = await self._step(time.monotonic())
             if wait == 0.0:
                 continue
@@ -204,26 +251,41 @@ class Lane:
 
     async def _step(self, now: float) -> float | None:
         """Send one request if one may go; else how long to wait (None: until something new arrives)."""
+        while self._urgent and self._urgent[0].dropped():
+            self._urgent.popleft()
+        while self._normal and self._normal[0].dropped():
+            self._normal.popleft()
         if self._urgent:
+            if (wait := self.pace.wait(now, GLOBAL_PER_SECOND)) > 0:
+                return wait
+            self.pace.spend(now)
             await self._send(self._urgent.popleft())
             return 0.0
         if self._normal:
-            if self.bucket.allows(now, keep=1):
-                await self._send(self._normal.popleft())
-                return 0.0
-            return max(0.01, self.bucket.resets_at - now)
+            if not self.bucket.allows(now, keep=1):
+                return max(0.01, self.bucket.resets_at - now)
+            if (wait := self.pace.wait(now, GLOBAL_STATUS_SHARE)) > 0:
+                return wait
+            self.pace.spend(now)
+            await self._send(self._normal.popleft())
+            return 0.0
         if not self._progress:
             return None
         quota = max(1, int(self.bucket.limit * PROGRESS_SHARE))
         if not self.bucket.allows(now, keep=self.bucket.limit - quota):
             return max(0.01, self.bucket.resets_at - now)
-        global_wait = self.budget.wait(now)
-        key, item = min(self._progress.items(), key=lambda entry: entry[1].ready_at)
-        wait = max(item.ready_at - now, global_wait)
-        if wait > 0:
+        # Outcomes expected before the window ends get its last tokens; a progress line only takes one spare.
+        spare, window_end = self.bucket.horizon(now)
+        if spare - 1 < self.due(window_end):
+            return max(0.01, window_end - now)
+        if (wait := self.pace.wait(now, GLOBAL_PROGRESS_SHARE)) > 0:
             return wait
+        key, item = min(self._progress.items(), key=lambda entry: entry[1].ready_at)
+        if item.ready_at > now:
+            self._ready_wait_until = item.ready_at
+            return item.ready_at - now
         del self._progress[key]
-        self.budget.spend(now)
+        self.pace.spend(now)
         try:
             await item.refresh()
         except asyncio.CancelledError:
@@ -234,8 +296,6 @@ class Lane:
 
     @staticmethod
     async def _send(work: _Work) -> None:
-        if work.future.done():  # cancelled while it waited
-            return
         try:
             result = await work.action()
         except asyncio.CancelledError:
