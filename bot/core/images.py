@@ -358,8 +358,9 @@ def _normalize_opened(image: ImageFile.ImageFile, max_side: int) -> NormalizedIm
 
     rgb = _to_srgb(image)
     if rgb.size != target_size:
-        # Reducing by whole factors first costs a fraction of LANCZOS over the full image, and looks the same.
-        rgb = rgb.resize(target_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        # Redux reads the image at 384×384, so a sharper filter here is invisible to it and only costs time
+        # (bilinear takes under half of LANCZOS); big reductions go by whole factors first.
+        rgb = rgb.resize(target_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     buffer = io.BytesIO()
     rgb.save(buffer, "JPEG", quality=INPUT_JPEG_QUALITY)
     encoded = buffer.getvalue()
