@@ -100,7 +100,7 @@ async def bot_process(
     env = {key: value for key, value in os.environ.items() if not key.startswith(("FLUXCORD_", "BARE_"))}
     if kind == "fluxcord":
         env |= {
-            "PYTHONPATH": str(bot_root) + os.environ.get("BENCH_EXTRA_PATH", ""),
+            "PYTHONPATH": str(bot_root),
             "DISCORD_TOKEN": emulator.token,
             "SEGMIND_API_KEY": "SG_bench",
             "FLUXCORD_DISCORD_API_BASE": emulator.api_base,
