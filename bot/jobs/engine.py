@@ -26,11 +26,12 @@ from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, SystemClock
 from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
+from bot.jobs.delivery import Delivery
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.outputs import timings_ms, usable_outputs
 from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
-from bot.jobs.timing import MIN_HISTORY, PollPlanner, backoff
+from bot.jobs.timing import MIN_HISTORY, PollPlanner
 from bot.providers.base import ProviderResult, ProviderState, Submission
 from storage.jobs import JobRepo, NewJob
 
@@ -95,7 +96,6 @@ class JobEngine:
         rng: random.Random | None = None,
     ) -> None:
         self.jobs = jobs
-        self.notifier = notifier
         self.prices = prices
         self.config = config or EngineConfig()
         self.planner = planner or PollPlanner(self.config.poll_min_interval, self.config.poll_max_interval)
@@ -122,7 +122,16 @@ class JobEngine:
         self._active_servers: Counter[int] = Counter()
         self._slot_of: dict[str, ProviderSlot] = {}  # the provider each running job holds a slot at
         self._requeue: set[str] = set()
-        self._delivering: set[str] = set()  # one delivery at a time per job
+        self.delivery = Delivery(
+            jobs=jobs,
+            notifier=notifier,
+            clock=self.clock,
+            shielded=self._shielded,
+            attempts=self.config.delivery_attempts,
+            retry_base_delay=self.config.retry_base_delay,
+            retry_max_delay=self.config.retry_max_delay,
+            rng=self.rng,
+        )
         self._announcement: asyncio.TimerHandle | None = None
         self._announced_at = float("-inf")
 
@@ -206,7 +215,7 @@ class JobEngine:
             self._log(job, JobState.QUEUED)
             self.queue.push(job)
             # Announced before the queue position below, so the status message exists for it to update.
-            self._spawn(self._announce(job))
+            self._spawn(self.delivery.announce(job))
             self._announce_queue()
             self._wake.set()
         return job
@@ -480,60 +489,22 @@ class JobEngine:
 
     # ----------------------------------------------------------------- telling the world
 
-    async def _announce(self, job: Job) -> None:
-        """Show a new job and remember the message that shows it."""
-        try:
-            message_id = await self.notifier.queued(job)
-            if message_id is not None:
-                await self._shielded(self.jobs.set_message(job.id, message_id, now=self.clock.now()))
-        except Exception:  # no status message is no reason to fail the job; the result still comes
-            log.warning("job=%s status message could not be shown or recorded", job.id, exc_info=True)
+    @property
+    def notifier(self) -> JobNotifier:
+        return self.delivery.notifier
+
+    @notifier.setter
+    def notifier(self, notifier: JobNotifier) -> None:
+        self.delivery.notifier = notifier
 
     def _tell(self, job: Job, progress: Progress) -> None:
-        try:
-            self.notifier.progress(job, progress)
-        except Exception:  # a status line must never fail the job
-            log.warning("job=%s progress notification failed", job.id, exc_info=True)
+        self.delivery.tell(job, progress)
 
     async def _progress(self, job: Job, progress: Progress) -> None:
-        self._tell(job, progress)
+        self.delivery.tell(job, progress)
 
     async def _deliver(self, job_id: str) -> None:
-        """Show the terminal outcome once; left undelivered (and retried at the next start) if it keeps failing."""
-        if job_id in self._delivering:  # a cancel and the job's own end both ask; one delivery is enough
-            return
-        self._delivering.add(job_id)
-        try:
-            await self._deliver_once(job_id)
-        finally:
-            self._delivering.discard(job_id)
-
-    async def _deliver_once(self, job_id: str) -> None:
-        for attempt in range(1, self.config.delivery_attempts + 1):
-            job = await self._reload(job_id)
-            if job.delivered or not job.state.terminal:
-                return
-            try:
-                if job.state is JobState.SUCCEEDED:
-                    message_id = await self.notifier.done(job, await self.jobs.outputs(job.id))
-                else:
-                    message_id = await self.notifier.failed(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("job=%s delivery attempt %d failed", job.id, attempt, exc_info=True)
-                await asyncio.sleep(
-                    backoff(
-                        attempt,
-                        base=self.config.retry_base_delay,
-                        cap=self.config.retry_max_delay,
-                        rng=self.rng,
-                    )
-                )
-                continue
-            await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now(), message_id=message_id))
-            log.info("job=%s user=%s delivered", job.id, job.user_id)
-            return
+        await self.delivery.deliver(job_id)
 
     def _log(self, job: Job, state: JobState, reason: str | None = None) -> None:
         log.info(
