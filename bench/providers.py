@@ -236,14 +236,22 @@ class TimingNotifier:
     def __init__(self) -> None:
         self.delivered: dict[str, float] = {}
 
-    async def progress(self, job: Job, progress: Progress) -> None:
+    async def queued(self, job: Job) -> int | None:
         return None
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
-        self.delivered[job.id] = time.monotonic()
+    def progress(self, job: Job, progress: Progress) -> None:
+        return None
 
-    async def failed(self, job: Job) -> None:
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
         self.delivered[job.id] = time.monotonic()
+        return None
+
+    async def failed(self, job: Job) -> int | None:
+        self.delivered[job.id] = time.monotonic()
+        return None
+
+    async def close(self) -> None:
+        return None
 
 
 async def engine_batch(

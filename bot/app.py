@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -103,13 +103,8 @@ def build_providers(settings: Settings, http: aiohttp.ClientSession) -> list[Pro
 
 
 @asynccontextmanager
-async def open_services(
-    settings: Settings, *, notifier: JobNotifier | Callable[[JobRepo], JobNotifier]
-) -> AsyncIterator[Services]:
-    """Open the database and HTTP session, build providers and the engine; close all on exit.
-
-    `notifier` may be a factory taking the job repository (the Discord notifier stores message ids).
-    """
+async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIterator[Services]:
+    """Open the database and HTTP session, build providers and the engine; close all on exit."""
     db = await Database.open(settings.database)
     try:
         async with aiohttp.ClientSession() as http:
@@ -121,7 +116,7 @@ async def open_services(
             engine = JobEngine(
                 jobs=jobs,
                 providers=build_providers(settings, http),
-                notifier=notifier(jobs) if callable(notifier) else notifier,
+                notifier=notifier,
                 prices=settings.prices,
                 config=engine_config(settings),
                 planner=PollPlanner(
@@ -194,14 +189,11 @@ async def open_bot(settings: Settings, **bot_options: Any) -> AsyncIterator[Flux
     from bot.ui.notifier import DiscordNotifier
 
     point_discord_at(settings)
-    notifiers: list[DiscordNotifier] = []
-
-    def make_notifier(jobs: JobRepo) -> DiscordNotifier:
-        notifiers.append(DiscordNotifier(jobs, edit_interval=settings.status_edit_interval))
-        return notifiers[0]
-
-    async with open_services(settings, notifier=make_notifier) as services:
-        bot = FluxcordBot(services, notifiers[0], **bot_options)
+    notifier = DiscordNotifier(edit_interval=settings.status_edit_interval)
+    async with open_services(settings, notifier=notifier) as services:
+        # The notifier reads Discord's rate-limit headers off the client's own requests to pace itself.
+        bot = FluxcordBot(services, http_trace=notifier.watch.trace_config(), **bot_options)
+        notifier.connect(bot)
         async with bot:
             yield bot
 

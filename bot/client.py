@@ -12,7 +12,6 @@ from discord.ext import commands
 
 from bot.core.credits import plural
 from bot.core.limits import NOT_SERVED
-from bot.ui.notifier import DiscordNotifier
 from bot.ui.replies import FluxTree, reply
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ class OperatorTree(FluxTree):
 class FluxcordBot(commands.Bot):
     """Wired by the composition root; `setup_hook` does async wiring only."""
 
-    def __init__(self, services: Services, notifier: DiscordNotifier, **options: Any) -> None:
+    def __init__(self, services: Services, **options: Any) -> None:
         # Fluxcord never joins voice: the warnings about missing voice libraries would only confuse.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
@@ -63,7 +62,6 @@ class FluxcordBot(commands.Bot):
             **options,
         )
         self.services = services
-        self.notifier = notifier
         # The `sync` CLI logs in without running jobs and syncs by force instead.
         self.start_engine = True
         self.sync_on_start = True
@@ -80,7 +78,6 @@ class FluxcordBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.load_commands()
-        self.notifier.attach(self)
         if self.sync_on_start:
             await self.sync_commands()
         if self.start_engine:
@@ -149,6 +146,5 @@ class FluxcordBot(commands.Bot):
             log.info("added to server %s (id %s)", guild, guild.id)
 
     async def close(self) -> None:
-        await self.services.engine.stop()
-        await self.notifier.close()
+        await self.services.engine.stop()  # which also stops the status messages' pending edits
         await super().close()

@@ -43,7 +43,7 @@ def terminal_words(sentence: str) -> str:
 
 @dataclass
 class TerminalNotifier:
-    """Writes finished images into `out_dir` and keeps one progress line on `stream`."""
+    """The engine's JobNotifier for the command line: one progress line on `stream`, the images into `out_dir`."""
 
     out_dir: Path
     stream: TextIO = field(default_factory=lambda: sys.stderr)
@@ -67,11 +67,18 @@ class TerminalNotifier:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    async def progress(self, job: Job, progress: Progress) -> None:
-        # Not on a terminal each line stays; one per state is enough there (not one per second).
-        self._line(progress.line() if self.stream.isatty() else progress.line().split(" ·")[0].split(" (")[0])
+    async def queued(self, job: Job) -> int | None:
+        self._line(self._plain(Progress(job.state).line()))
+        return None  # a terminal has no message to remember
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
+    def progress(self, job: Job, progress: Progress) -> None:
+        self._line(self._plain(progress.line()))
+
+    def _plain(self, line: str) -> str:
+        # Not on a terminal each line stays; one per state is enough there (not one per second).
+        return line if self.stream.isatty() else line.split(" ·")[0].split(" (")[0]
+
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
         try:
             paths = await asyncio.to_thread(self._write, job, outputs)
         except OSError as exc:
@@ -82,10 +89,15 @@ class TerminalNotifier:
         self.written[job.id] = paths
         self._line(f"Done in {time.monotonic() - self._started:.1f} s")
         self._resolve(job)
+        return None
 
-    async def failed(self, job: Job) -> None:
+    async def failed(self, job: Job) -> int | None:
         # The command prints the one closing sentence; here the progress line just ends.
         self._resolve(job)
+        return None
+
+    async def close(self) -> None:
+        return None
 
     def _resolve(self, job: Job) -> None:
         if self.stream.isatty():

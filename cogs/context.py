@@ -27,4 +27,5 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         channel_nsfw=bool(is_nsfw()) if callable(is_nsfw) else False,
         moderator=permissions.manage_messages,
         manager=permissions.manage_guild,
+        upload_limit=interaction.filesize_limit,
     )

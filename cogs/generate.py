@@ -39,7 +39,6 @@ from bot.ui import pages, render
 from bot.ui.fit import fit_choices
 from bot.ui.forms import TEXT as FORM_TEXT
 from bot.ui.forms import OptionsForm, vary_fields
-from bot.ui.notifier import DiscordNotifier
 from bot.ui.replies import OPENS_FORM, acknowledge, reply, reply_error
 from bot.ui.views import TEMPLATE, result_button
 from cogs.context import requester
@@ -95,10 +94,9 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
 class GenerateCog(commands.Cog, name="Generate"):
     """Image generation commands and the buttons under their results."""
 
-    def __init__(self, bot: commands.Bot, services: Services, notifier: DiscordNotifier) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
         self.services = services
-        self.notifier = notifier
         self.menu = app_commands.ContextMenu(
             name="Vary with FLUX", callback=self.vary_message, extras={OPENS_FORM: True}
         )
@@ -112,8 +110,6 @@ class GenerateCog(commands.Cog, name="Generate"):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def _queued(self, interaction: discord.Interaction[Any], job: Job, sentence: str) -> None:
-        self.notifier.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
-        await self.notifier.announce(job)
         await reply(interaction, sentence)
 
     async def _download(self, interaction: discord.Interaction[Any], attachment: discord.Attachment) -> bytes:
@@ -322,4 +318,4 @@ def _queued_sentence(job: Job) -> str:
 
 
 async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(GenerateCog(bot, Services.of(bot), getattr(bot, "notifier")))  # noqa: B009
+    await bot.add_cog(GenerateCog(bot, Services.of(bot)))

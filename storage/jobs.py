@@ -33,6 +33,7 @@ class NewJob:
     parent_job_id: str | None = None
     parent_index: int | None = None
     preferred_provider: str | None = None
+    upload_limit: int | None = None
 
 
 def _midnight(now: datetime) -> datetime:
@@ -72,6 +73,7 @@ def _job(row: aiosqlite.Row) -> Job:
         finished_at=_dt(row["finished_at"]),
         inference_ms=row["inference_ms"],
         preferred_provider=row["preferred_provider"],
+        upload_limit=row["upload_limit"],
     )
 
 
@@ -130,8 +132,8 @@ class JobRepo:
             await conn.execute(
                 """INSERT INTO jobs (id, request_id, guild_id, user_id, channel_id, origin, parent_job_id,
                                      parent_index, model, spec, input_sha256, state, cost, preferred_provider,
-                                     created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)""",
+                                     upload_limit, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
                 (
                     job_id,
                     new.request_id,
@@ -146,6 +148,7 @@ class JobRepo:
                     sha,
                     new.cost,
                     new.preferred_provider,
+                    new.upload_limit,
                     stamp,
                     stamp,
                 ),
@@ -265,11 +268,12 @@ class JobRepo:
             await self.ledger.settle(conn, job_id=job_id, capture=capture, now=now)
             return True
 
-    async def set_message(self, job_id: str, message_id: int | None, *, now: datetime) -> None:
-        """Remember the channel message that shows the job (None once it was deleted)."""
+    async def set_message(self, job_id: str, message_id: int, *, now: datetime) -> None:
+        """Remember the channel message that shows the job, unless its result was already recorded."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ?", (message_id, now.isoformat(), job_id)
+                "UPDATE jobs SET message_id = ?, updated_at = ? WHERE id = ? AND delivered = 0",
+                (message_id, now.isoformat(), job_id),
             )
 
     async def active_for_member(self, guild_id: int, user_id: int, *, limit: int = 100) -> list[Job]:
@@ -280,9 +284,13 @@ class JobRepo:
         )
         return [_job(row) for row in rows]
 
-    async def mark_delivered(self, job_id: str, *, now: datetime) -> None:
+    async def mark_delivered(self, job_id: str, *, now: datetime, message_id: int | None = None) -> None:
+        """The result is visible (in `message_id`, when there is a message)."""
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE jobs SET delivered = 1, updated_at = ? WHERE id = ?", (now.isoformat(), job_id))
+            await conn.execute(
+                "UPDATE jobs SET delivered = 1, message_id = COALESCE(?, message_id), updated_at = ? WHERE id = ?",
+                (message_id, now.isoformat(), job_id),
+            )
 
     async def outputs(self, job_id: str) -> list[StoredOutput]:
         rows = await self.db.fetchall(

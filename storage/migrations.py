@@ -204,6 +204,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # `/history`: a member's results, newest first.
         "CREATE INDEX jobs_results ON jobs (guild_id, user_id, state, created_at)",
     ),
+    (
+        # The largest upload the job's channel accepts, as its interaction reported it (boosts raise it).
+        "ALTER TABLE jobs ADD COLUMN upload_limit INTEGER",
+    ),
 )
 
 

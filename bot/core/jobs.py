@@ -78,6 +78,8 @@ class Job:
     finished_at: datetime | None
     inference_ms: int | None
     preferred_provider: str | None = None
+    #: bytes one message may carry in the job's channel, if the front end knew it
+    upload_limit: int | None = None
 
     @property
     def per_image(self) -> int:

@@ -27,17 +27,21 @@ from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.balances import BalanceBook
+from bot.jobs.delivery import Delivery
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.outputs import timings_ms, usable_outputs
 from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
-from bot.jobs.timing import MIN_HISTORY, PollPlanner, backoff
+from bot.jobs.timing import MIN_HISTORY, PollPlanner
 from bot.providers.base import ProviderResult, ProviderState, Submission
 from storage.jobs import JobRepo, NewJob
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: queue positions shift with every dispatch; members are told at most this often (seconds)
+ANNOUNCE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class JobOrder:
     parent_job_id: str | None = None
     parent_index: int | None = None
     free: bool = False
+    #: the largest upload the channel accepts, when the front end knows it
+    upload_limit: int | None = None
 
 
 class JobEngine:
@@ -93,7 +99,6 @@ class JobEngine:
     ) -> None:
         self.jobs = jobs
         self.balances = balances
-        self.notifier = notifier
         self.prices = prices
         self.config = config or EngineConfig()
         self.planner = planner or PollPlanner(self.config.poll_min_interval, self.config.poll_max_interval)
@@ -120,6 +125,18 @@ class JobEngine:
         self._active_servers: Counter[int] = Counter()
         self._slot_of: dict[str, ProviderSlot] = {}  # the provider each running job holds a slot at
         self._requeue: set[str] = set()
+        self.delivery = Delivery(
+            jobs=jobs,
+            notifier=notifier,
+            clock=self.clock,
+            shielded=self._shielded,
+            attempts=self.config.delivery_attempts,
+            retry_base_delay=self.config.retry_base_delay,
+            retry_max_delay=self.config.retry_max_delay,
+            rng=self.rng,
+        )
+        self._announcement: asyncio.TimerHandle | None = None
+        self._announced_at = float("-inf")
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -133,6 +150,9 @@ class JobEngine:
         """Stop working; jobs at a provider stay `submitted` and resume on the next start."""
         if self._dispatcher is not None:
             self._dispatcher.cancel()
+        if self._announcement is not None:
+            self._announcement.cancel()
+            self._announcement = None
         tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -141,6 +161,7 @@ class JobEngine:
         # Bookkeeping is never cancelled: a half-written settlement is worse than a slower stop.
         await asyncio.gather(*self._bookkeeping, return_exceptions=True)
         self._dispatcher = None
+        await self.notifier.close()
 
     async def run_until_idle(self) -> None:
         """Wait until no job is queued, running or waiting for delivery (tests and the CLI)."""
@@ -188,6 +209,7 @@ class JobEngine:
                 parent_job_id=order.parent_job_id,
                 parent_index=order.parent_index,
                 preferred_provider=policy.provider,
+                upload_limit=order.upload_limit,
             ),
             policy=policy,
             now=self.clock.now(),
@@ -195,7 +217,9 @@ class JobEngine:
         if created:
             self._log(job, JobState.QUEUED)
             self.queue.push(job)
-            self._announce_queue(only=job.id)
+            # Announced before the queue position below, so the status message exists for it to update.
+            self._spawn(self.delivery.announce(job))
+            self._announce_queue()
             self._wake.set()
         return job
 
@@ -255,15 +279,23 @@ class JobEngine:
                 async with asyncio.timeout(reopen + 0.01 if reopen is not None else None):
                     await self._wake.wait()
 
-    def _announce_queue(self, only: str | None = None) -> None:
-        """Tell queued jobs their place in line and a rough ETA (all of them, or just `only`)."""
+    def _announce_queue(self) -> None:
+        """Soon tell queued jobs their place in line; at most once per ANNOUNCE_INTERVAL, so it costs O(queue)
+        per interval rather than per dispatch."""
+        if self._announcement is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._announced_at + ANNOUNCE_INTERVAL - loop.time())
+        self._announcement = loop.call_later(delay, self._announce_positions)
+
+    def _announce_positions(self) -> None:
+        self._announcement = None
+        self._announced_at = asyncio.get_running_loop().time()
+        lanes = max(1, sum(slot.gate.concurrency for slot in self.pool.slots))
         for position, job in enumerate(self.queue.order(), start=1):
-            if only is not None and job.id != only:
-                continue
             expected = self._expected.get(job.spec.model, self.planner.defaults.get(job.spec.model, 10.0))
-            lanes = max(1, sum(slot.gate.concurrency for slot in self.pool.slots))
             eta = expected * ((position - 1) // lanes + 1)
-            self._spawn(self._progress(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta)))
+            self._tell(job, Progress(JobState.QUEUED, position=position, eta_seconds=eta))
 
     def _start(self, job: Job, slot: ProviderSlot) -> None:
         task = asyncio.create_task(self._run(job, slot), name=f"fluxcord-job-{job.id}")
@@ -464,39 +496,22 @@ class JobEngine:
 
     # ----------------------------------------------------------------- telling the world
 
+    @property
+    def notifier(self) -> JobNotifier:
+        return self.delivery.notifier
+
+    @notifier.setter
+    def notifier(self, notifier: JobNotifier) -> None:
+        self.delivery.notifier = notifier
+
+    def _tell(self, job: Job, progress: Progress) -> None:
+        self.delivery.tell(job, progress)
+
     async def _progress(self, job: Job, progress: Progress) -> None:
-        try:
-            await self.notifier.progress(job, progress)
-        except Exception:  # a status line must never fail the job
-            log.warning("job=%s progress notification failed", job.id, exc_info=True)
+        self.delivery.tell(job, progress)
 
     async def _deliver(self, job_id: str) -> None:
-        """Post the terminal result once; left undelivered (and retried at the next start) if it keeps failing."""
-        for attempt in range(1, self.config.delivery_attempts + 1):
-            job = await self._reload(job_id)
-            if job.delivered or not job.state.terminal:
-                return
-            try:
-                if job.state is JobState.SUCCEEDED:
-                    await self.notifier.done(job, await self.jobs.outputs(job.id))
-                else:
-                    await self.notifier.failed(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("job=%s delivery attempt %d failed", job.id, attempt, exc_info=True)
-                await asyncio.sleep(
-                    backoff(
-                        attempt,
-                        base=self.config.retry_base_delay,
-                        cap=self.config.retry_max_delay,
-                        rng=self.rng,
-                    )
-                )
-                continue
-            await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now()))
-            log.info("job=%s user=%s delivered", job.id, job.user_id)
-            return
+        await self.delivery.deliver(job_id)
 
     def _log(self, job: Job, state: JobState, reason: str | None = None) -> None:
         log.info(

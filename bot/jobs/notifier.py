@@ -20,6 +20,13 @@ class Progress:
     expected_seconds: float | None = None
 
     @property
+    def remaining_seconds(self) -> float | None:
+        """Seconds until the job should be done by the ETA (0 once overdue), if known."""
+        if self.elapsed_seconds is None or self.expected_seconds is None:
+            return None
+        return max(0.0, self.expected_seconds - self.elapsed_seconds)
+
+    @property
     def fraction(self) -> float | None:
         """How far along the job is by the ETA, capped below 1 until it is done."""
         if self.elapsed_seconds is None or not self.expected_seconds:
@@ -46,23 +53,41 @@ def progress_bar(fraction: float, width: int = 12) -> str:
 
 
 class JobNotifier(Protocol):
-    """Receives every visible change of a job. `done` and `failed` must raise if delivery did not happen."""
+    """Shows a job to its member from queued to done; the engine drives it and stores the message ids it returns.
 
-    async def progress(self, job: Job, progress: Progress) -> None: ...
+    `progress` must return at once (it may only note the line). `done` and `failed` return the id of the message
+    that shows the outcome (None without one) and raise if the outcome may not be visible.
+    """
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None: ...
+    async def queued(self, job: Job) -> int | None:
+        """Show a job the engine just created; the id of the message that shows it, if any."""
+        ...
 
-    async def failed(self, job: Job) -> None: ...
+    def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None: ...
+
+    async def failed(self, job: Job) -> int | None: ...
+
+    async def close(self) -> None:
+        """Stop whatever the notifier still had pending (the engine is stopping)."""
+        ...
 
 
 class NullNotifier:
-    """Tells nobody; for engines driven directly by tests."""
+    """Tells nobody; for engines driven directly by tests and the operator's command line."""
 
-    async def progress(self, job: Job, progress: Progress) -> None:
+    async def queued(self, job: Job) -> int | None:
         return None
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
+    def progress(self, job: Job, progress: Progress) -> None:
         return None
 
-    async def failed(self, job: Job) -> None:
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
+        return None
+
+    async def failed(self, job: Job) -> int | None:
+        return None
+
+    async def close(self) -> None:
         return None

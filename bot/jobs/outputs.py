@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.core.errors import ProviderBlockedError, ProviderPermanentError
-from bot.core.images import OutputImageError, check_output_async
+from bot.core.images import OutputImageError, check_output
 from bot.core.jobs import Job, StoredOutput
 from bot.providers.base import ProviderResult
 
@@ -13,12 +14,21 @@ log = logging.getLogger(__name__)
 
 
 async def usable_outputs(job: Job, result: ProviderResult, *, max_pixels: int) -> list[StoredOutput]:
-    """The outputs worth delivering (and charging for); raises when there is none."""
+    """The outputs worth delivering (and charging for); raises when there is none. One worker-thread hop per job."""
+    outputs = await asyncio.to_thread(_checked, job, result.images, max_pixels)
+    if not outputs:
+        if not result.images:
+            raise ProviderBlockedError("every image was removed by the safety filter", provider=job.provider or "")
+        raise ProviderPermanentError("the provider returned no usable image", provider=job.provider or "")
+    return outputs
+
+
+def _checked(job: Job, images: list[bytes], max_pixels: int) -> list[StoredOutput]:
     spec = job.spec
     outputs: list[StoredOutput] = []
-    for data in result.images[: spec.count]:
+    for data in images[: spec.count]:
         try:
-            image = await check_output_async(
+            image = check_output(
                 data,
                 expected_size=spec.size,
                 expected_format=spec.output_format,
@@ -31,10 +41,6 @@ async def usable_outputs(job: Job, result: ProviderResult, *, max_pixels: int) -
         if (image.width, image.height) != spec.size:
             log.warning("job=%s output is %dx%d, expected %dx%d", job.id, image.width, image.height, *spec.size)
         outputs.append(StoredOutput(len(outputs), image.data, image.format, image.width, image.height))
-    if not outputs:
-        if not result.images:
-            raise ProviderBlockedError("every image was removed by the safety filter", provider=job.provider or "")
-        raise ProviderPermanentError("the provider returned no usable image", provider=job.provider or "")
     return outputs
 
 

@@ -49,6 +49,8 @@ class Requester:
     moderator: bool = False
     #: Manage Server: may administer the server's settings and look at anyone's credits
     manager: bool = False
+    #: the largest upload the channel accepts (Discord tells it with every interaction)
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,4 +321,5 @@ class GenerationService:
             origin=origin,
             parent_job_id=parent.id if parent else None,
             parent_index=index,
+            upload_limit=who.upload_limit,
         )

@@ -1,4 +1,10 @@
-"""The job's public status message: posted with the bot token, edited at most every few seconds, then the result."""
+"""The job's public status message: posted with the bot token, kept current while the job runs, then the result.
+
+Every job shown in this process has one `StatusMessage` record, dropped when its outcome is shown. Writes go
+through the channel's lanes (`pacing`), so a result never waits behind a status line. A post is idempotent:
+it carries a nonce derived from the job (Discord returns the earlier message instead of posting twice), and
+for a job an earlier process may already have shown, the channel is looked at before anything new is posted.
+"""
 
 from __future__ import annotations
 
@@ -6,227 +12,334 @@ import asyncio
 import io
 import logging
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 
-from bot.core.images import OutputImage, shrink_to_fit_async
-from bot.core.jobs import Clock, Job, StoredOutput, SystemClock
+from bot.core.images import OutputImage, shrink_to_fit
+from bot.core.jobs import Job, JobState, StoredOutput
 from bot.jobs.notifier import Progress
 from bot.ui import render
+from bot.ui.finder import MessageIndex, Shown
+from bot.ui.pacing import GlobalPace, Lane, RateWatch
 from bot.ui.views import result_view
-from storage.jobs import JobRepo
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NO_PINGS = discord.AllowedMentions.none()
+#: room left in an upload for the multipart envelope and the JSON payload
+_ENVELOPE = 16 * 1024
+#: jobs whose outcome was shown recently, so a progress line that arrives late is ignored
+_ENDED_KEPT = 4096
+
+
+def nonce(kind: str, job: Job) -> str:
+    """Discord's nonce (25 characters at most) for the job's status post (`s`) or result post (`r`)."""
+    return f"fx{kind}{job.id}"
+
+
+@dataclass(eq=False)
+class StatusMessage:
+    """One live job: the message that shows it, the line it shows, and the newer line to show next."""
+
+    job: Job
+    notifier: DiscordNotifier
+    message_id: int | None = None
+    #: shown by an earlier process, or by an attempt whose answer was lost: look before posting anew
+    adopted: bool = False
+    shown: str | None = None
+    wanted: str | None = None
+    last_edit: float = float("-inf")
+    post: asyncio.Future[int | None] | None = None
+    posting: bool = False
+    ended: bool = False
+    #: when the outcome is expected (`time.monotonic()`), from the latest progress; None if unknown
+    finish_at: float | None = None
+
+    @property
+    def ready_at(self) -> float:
+        return self.last_edit + self.notifier.edit_interval
+
+    async def refresh(self) -> None:
+        await self.notifier.refresh(self)
 
 
 class DiscordNotifier:
-    """Implements the engine's JobNotifier for Discord. Progress never fails a job; results raise if undelivered."""
+    """Implements the engine's JobNotifier for Discord. Progress never fails a job; outcomes raise if not shown."""
 
-    def __init__(self, jobs: JobRepo, *, edit_interval: float = 2.0, clock: Clock | None = None) -> None:
-        self.jobs = jobs
+    def __init__(self, *, edit_interval: float = 2.0, watch: RateWatch | None = None) -> None:
         self.edit_interval = edit_interval
-        self.clock = clock or SystemClock()
+        self.watch = watch or RateWatch()
         self.client: discord.Client | None = None
-        self._messages: dict[str, int] = {}
-        self._gone: set[str] = set()
-        self._finished: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._pending: dict[str, tuple[Job, Progress]] = {}
-        self._editors: dict[str, asyncio.Task[None]] = {}
-        self._last_edit: dict[str, float] = {}
-        self._last_content: dict[str, str] = {}
-        self._upload_limits: dict[int, int] = {}
+        self._jobs: dict[str, StatusMessage] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._lanes: dict[tuple[int, str], Lane] = {}
+        self._pace = GlobalPace()
+        self._index = MessageIndex()
 
-    def attach(self, client: discord.Client) -> None:
+    @property
+    def live(self) -> int:
+        """Jobs the notifier keeps a record for: those shown by this process and not yet ended."""
+        return len(self._jobs)
+
+    def connect(self, client: discord.Client) -> None:
+        """The client that posts; the composition root connects it once both exist."""
         self.client = client
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ plumbing
 
     def _channel(self, job: Job) -> discord.PartialMessageable | None:
         if self.client is None or job.channel_id is None:
             return None
         return self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
-    def _lock(self, job_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(job_id, asyncio.Lock())
+    def _lane(self, channel_id: int, kind: str) -> Lane:
+        key = (channel_id, kind)
+        lane = self._lanes.get(key)
+        if lane is None:
 
-    def _message_id(self, job: Job) -> int | None:
-        if job.id in self._gone:
-            return None
-        return self._messages.get(job.id) or job.message_id
+            def idle() -> None:
+                if self._lanes.get(key) is lane:
+                    del self._lanes[key]
+                    self.watch.drop(channel_id, kind)
 
-    async def _remember(self, job: Job, message_id: int | None) -> None:
-        if message_id is None:
-            self._messages.pop(job.id, None)
-            self._gone.add(job.id)
-        else:
-            self._messages[job.id] = message_id
-            self._gone.discard(job.id)
-        await self.jobs.set_message(job.id, message_id, now=self.clock.now())
+            def due(before: float) -> int:
+                return sum(
+                    1
+                    for record in self._jobs.values()
+                    if record.job.channel_id == channel_id
+                    and not record.ended
+                    and record.finish_at is not None
+                    and record.finish_at <= before
+                )
 
-    # ------------------------------------------------------------------ status
+            lane = self._lanes[key] = Lane(self.watch.bucket(channel_id, kind), self._pace, on_idle=idle, due=due)
+        return lane
 
-    async def announce(self, job: Job) -> None:
-        """Post the status message for a new job (once; a repeated call does nothing)."""
-        channel = self._channel(job)
-        if channel is None:
-            return
-        async with self._lock(job.id):
-            if self._message_id(job) is not None or job.id in self._finished:
-                return
-            content = render.status_content(job, Progress(job.state))
-            try:
-                message = await channel.send(content, allowed_mentions=NO_PINGS)
-            except discord.HTTPException as exc:
-                log.warning("job=%s status message could not be posted: %s", job.id, exc)
-                return
-            self._last_edit[job.id] = time.monotonic()
-            self._last_content[job.id] = content
-            await self._remember(job, message.id)
+    def _record(self, job: Job) -> StatusMessage:
+        """The job's record; a job met first here was shown by an earlier process."""
+        record = self._jobs.get(job.id)
+        if record is None:
+            record = self._jobs[job.id] = StatusMessage(job, self, message_id=job.message_id, adopted=True)
+        return record
 
-    async def progress(self, job: Job, progress: Progress) -> None:
-        if job.id in self._finished or job.channel_id is None:
-            return
-        self._pending[job.id] = (job, progress)
-        editor = self._editors.get(job.id)
-        if editor is None or editor.done():
-            self._editors[job.id] = asyncio.create_task(self._edit_loop(job.id), name=f"fluxcord-status-{job.id}")
-
-    async def _edit_loop(self, job_id: str) -> None:
-        try:
-            await self._edit_pending(job_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a status line must never take anything down with it
-            log.warning("job=%s status update failed", job_id, exc_info=True)
+    def _drop(self, record: StatusMessage) -> None:
+        if self._jobs.get(record.job.id) is record:
+            del self._jobs[record.job.id]
+        self._ended[record.job.id] = None
+        while len(self._ended) > _ENDED_KEPT:
+            self._ended.popitem(last=False)
 
     async def close(self) -> None:
-        """Stop the pending status edits (the client is going away)."""
-        editors = list(self._editors.values())
-        for editor in editors:
-            editor.cancel()
-        await asyncio.gather(*editors, return_exceptions=True)
-        self._editors.clear()
+        """Stop every lane (the engine is stopping); what was not shown is shown by the next start."""
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()
+        self._jobs.clear()
 
-    async def _edit_pending(self, job_id: str) -> None:
-        while job_id in self._pending:
-            wait = self._last_edit.get(job_id, float("-inf")) + self.edit_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            entry = self._pending.pop(job_id, None)
-            if entry is None:
-                return
-            job, progress = entry
-            async with self._lock(job_id):
-                if job_id in self._finished:
-                    return
-                await self._edit_status(job, render.status_content(job, progress))
+    # ------------------------------------------------------------------ queued and progress
 
-    async def _edit_status(self, job: Job, content: str) -> None:
-        if content == self._last_content.get(job.id):
-            return
-        message_id = self._message_id(job)
+    async def queued(self, job: Job) -> int | None:
         channel = self._channel(job)
-        if channel is None or message_id is None:
+        if channel is None or job.channel_id is None:
+            return None
+        record = self._jobs[job.id] = StatusMessage(job, self, wanted=render.status_content(job, Progress(job.state)))
+        record.post = self._lane(job.channel_id, "post").run(
+            lambda: self._post_status(record, channel), urgent=False, obsolete=lambda: record.ended
+        )
+        # Shielded: the engine giving up on the answer must not take back a post that is on its way.
+        return await asyncio.shield(record.post)
+
+    async def _post_status(self, record: StatusMessage, channel: discord.PartialMessageable) -> int | None:
+        if record.ended:  # the outcome is ready first and takes the status message's place
+            return None
+        record.posting = True
+        content = record.wanted or ""
+        job = record.job
+        try:
+            message = await channel.send(content, nonce=nonce("s", job), allowed_mentions=NO_PINGS)
+        except discord.NotFound:  # posted with this nonce and deleted since, by an earlier attempt
+            return None
+        except discord.HTTPException as exc:
+            log.warning("job=%s status message could not be posted: %s", job.id, exc)
+            return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("job=%s status post may or may not have landed: %s", job.id, exc)
+            record.adopted = True
+            return None
+        record.message_id, record.shown, record.last_edit = message.id, content, time.monotonic()
+        if record.wanted != content and not record.ended and job.channel_id is not None:
+            self._lane(job.channel_id, "edit").want(job.id, record)
+        return message.id
+
+    def progress(self, job: Job, progress: Progress) -> None:
+        record = self._jobs.get(job.id)
+        if record is None:
+            if job.id in self._ended or job.message_id is None or self._channel(job) is None:
+                return
+            record = self._record(job)
+        if record.ended:
+            return
+        left = progress.eta_seconds if progress.state is JobState.QUEUED else progress.remaining_seconds
+        record.finish_at = None if left is None else time.monotonic() + left
+        content = render.status_content(record.job, progress)
+        if content == record.wanted:
+            return
+        record.wanted = content
+        if record.message_id is not None and content != record.shown and job.channel_id is not None:
+            self._lane(job.channel_id, "edit").want(job.id, record)
+
+    async def refresh(self, record: StatusMessage) -> None:
+        """Show the record's newest line (called by its lane when the budget allows)."""
+        channel = self._channel(record.job)
+        content = record.wanted
+        if record.ended or channel is None or record.message_id is None or content in (None, record.shown):
             return
         try:
-            await channel.get_partial_message(message_id).edit(content=content, allowed_mentions=NO_PINGS)
+            await channel.get_partial_message(record.message_id).edit(content=content, allowed_mentions=NO_PINGS)
         except discord.NotFound:
-            log.info("job=%s status message was deleted; the result will be posted anew", job.id)
-            await self._remember(job, None)
+            log.info("job=%s status message was deleted; the outcome will be posted anew", record.job.id)
+            record.message_id = None
         except discord.HTTPException as exc:
-            log.warning("job=%s status edit failed: %s", job.id, exc)
+            log.warning("job=%s status edit failed: %s", record.job.id, exc)
         else:
-            self._last_content[job.id] = content
-        self._last_edit[job.id] = time.monotonic()
+            record.shown = content
+        record.last_edit = time.monotonic()
 
-    def _stop_progress(self, job_id: str) -> None:
-        self._finished.add(job_id)
-        self._pending.pop(job_id, None)
-        editor = self._editors.pop(job_id, None)
-        if editor is not None and editor is not asyncio.current_task():
-            editor.cancel()
+    # ------------------------------------------------------------------ outcomes
 
-    # ------------------------------------------------------------------ results
+    async def done(self, job: Job, outputs: list[StoredOutput]) -> int | None:
+        record = self._end(job)
+        try:
+            files = await self._prepared(job, outputs)
+            return await self._show(
+                record,
+                render.result_content(job, outputs),
+                embed=render.result_embed(job, outputs),
+                files=files,
+                view=result_view(job, outputs),
+            )
+        finally:
+            self._drop(record)
 
-    def learn_upload_limit(self, guild_id: int | None, limit: int) -> None:
-        """Interactions carry the server's real upload limit (boosts raise it); remember the latest."""
-        if guild_id is not None and limit > 0:
-            self._upload_limits[guild_id] = limit
+    async def failed(self, job: Job) -> int | None:
+        record = self._end(job)
+        try:
+            return await self._show(record, render.failure_content(job), embed=None, files=[], view=None)
+        finally:
+            self._drop(record)
 
-    async def _upload_limit(self, job: Job) -> int:
-        if job.guild_id in self._upload_limits:
-            return self._upload_limits[job.guild_id]
+    def _end(self, job: Job) -> StatusMessage:
+        record = self._record(job)
+        record.job, record.ended = job, True
+        if job.channel_id is not None and (lane := self._lanes.get((job.channel_id, "edit"))) is not None:
+            lane.forget(job.id)
+        return record
+
+    def _upload_limit(self, job: Job) -> int:
+        if job.upload_limit:
+            return job.upload_limit
         guild = self.client.get_guild(job.guild_id) if self.client else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
     async def _prepared(self, job: Job, outputs: list[StoredOutput]) -> list[tuple[str, bytes]]:
-        """Outputs re-encoded smaller when together they would not fit in one message."""
-        limit = await self._upload_limit(job)
-        total = sum(len(output.data) for output in outputs)
-        share = limit if total <= limit else limit // max(1, len(outputs))
-        prepared = []
-        for output in outputs:
-            image = OutputImage(output.data, output.width, output.height, output.format)
-            smaller = await shrink_to_fit_async(image, share - 16 * 1024)
-            prepared.append((f"{job.id}-{output.index + 1}.{smaller.format}", smaller.data))
-        return prepared
+        """The files, re-encoded smaller only when together they would not fit in one message."""
+        limit = self._upload_limit(job)
+        files = [(f"{job.id}-{output.index + 1}.{output.format}", output.data) for output in outputs]
+        if sum(len(data) for _, data in files) + _ENVELOPE * len(files) <= limit:
+            return files
+        share = limit // max(1, len(outputs)) - _ENVELOPE
 
-    async def _publish(
+        def shrink() -> list[tuple[str, bytes]]:
+            smaller = [
+                shrink_to_fit(OutputImage(output.data, output.width, output.height, output.format), share)
+                for output in outputs
+            ]
+            return [(f"{job.id}-{o.index + 1}.{s.format}", s.data) for o, s in zip(outputs, smaller, strict=True)]
+
+        return await asyncio.to_thread(shrink)
+
+    async def _show(
         self,
-        job: Job,
+        record: StatusMessage,
         content: str,
         *,
         embed: discord.Embed | None,
         files: list[tuple[str, bytes]],
         view: discord.ui.View | None,
-    ) -> None:
+    ) -> int | None:
+        """Turn the job's message into its outcome, or post the outcome once if there is no message."""
+        job = record.job
         channel = self._channel(job)
-        if channel is None:
-            return
+        channel_id = job.channel_id
+        if channel is None or channel_id is None:
+            return None
+        if record.post is not None and record.posting and not record.post.done():
+            await asyncio.shield(record.post)  # on its way: edit it rather than post beside it
 
         def attachments() -> list[discord.File]:
             return [discord.File(io.BytesIO(data), filename=name) for name, data in files]
 
-        message_id = self._message_id(job)
-        if message_id is not None:
+        async def edit(message_id: int) -> int | None:
             try:
-                kwargs: dict[str, Any] = {
-                    "content": content,
-                    "embed": embed,
-                    "attachments": attachments(),
-                    "allowed_mentions": NO_PINGS,
-                    "view": view,
-                }
-                await channel.get_partial_message(message_id).edit(**kwargs)
-                return
+                await self._lane(channel_id, "edit").run(
+                    lambda: channel.get_partial_message(message_id).edit(
+                        content=content, embed=embed, attachments=attachments(), allowed_mentions=NO_PINGS, view=view
+                    ),
+                    urgent=True,
+                )
             except discord.NotFound:
-                log.info("job=%s status message was deleted; posting the result as a new message", job.id)
-                await self._remember(job, None)
-        send: dict[str, Any] = {"content": content, "files": attachments(), "allowed_mentions": NO_PINGS}
+                return None
+            return message_id
+
+        if record.message_id is not None:
+            if (shown := await edit(record.message_id)) is not None:
+                return shown
+            log.info("job=%s status message was deleted; posting the outcome as a new message", job.id)
+            record.message_id = None
+        if record.adopted:
+            try:
+                found = await self._index.find(channel, channel_id, job, self._bot_id())
+            except discord.HTTPException as exc:  # no Read Message History, say: the nonce is what is left
+                log.warning("job=%s could not look for an earlier post of its outcome: %s", job.id, exc)
+                found = Shown()
+            if found.outcome is not None:  # shown before; only leftover status lines remain to clear
+                await self._delete(channel, found.statuses)
+                return found.outcome
+            for position, status_id in enumerate(found.statuses):
+                if (shown := await edit(status_id)) is not None:
+                    await self._delete(channel, found.statuses[position + 1 :])
+                    return shown
+        send: dict[str, Any] = {"content": content, "nonce": nonce("r", job), "allowed_mentions": NO_PINGS}
         if embed is not None:
             send["embed"] = embed
         if view is not None:
             send["view"] = view
-        message = await channel.send(**send)
-        await self._remember(job, message.id)
 
-    async def done(self, job: Job, outputs: list[StoredOutput]) -> None:
-        self._stop_progress(job.id)
-        async with self._lock(job.id):
-            await self._publish(
-                job,
-                render.result_content(job, outputs),
-                embed=render.result_embed(job, outputs),
-                files=await self._prepared(job, outputs),
-                view=result_view(job, outputs),
-            )
+        async def post() -> discord.Message:
+            return await channel.send(files=attachments(), **send)
 
-    async def failed(self, job: Job) -> None:
-        self._stop_progress(job.id)
-        async with self._lock(job.id):
-            await self._publish(job, render.failure_content(job), embed=None, files=[], view=None)
+        try:
+            message = await self._lane(channel_id, "post").run(post, urgent=True)
+        except discord.NotFound:  # posted with this nonce moments ago and deleted since: it was shown
+            return None
+        return message.id if message is not None else None
+
+    def _bot_id(self) -> int:
+        user = self.client.user if self.client else None
+        return user.id if user is not None else 0
+
+    @staticmethod
+    async def _delete(channel: discord.PartialMessageable, message_ids: tuple[int, ...]) -> None:
+        for message_id in message_ids:
+            try:
+                await channel.get_partial_message(message_id).delete()
+            except discord.HTTPException as exc:
+                log.warning("a leftover status message could not be removed: %s", exc)
+
+
+__all__ = ["DEFAULT_UPLOAD_LIMIT", "DiscordNotifier", "StatusMessage", "nonce"]

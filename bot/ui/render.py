@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import discord
 
 from bot.core.credits import next_refill, plural, relative_time
@@ -26,6 +28,10 @@ STATE_ICONS = {
     JobState.CANCELLED: "🚫",
     JobState.EXPIRED: "⌛",
 }
+
+
+_JOB_NAMED = re.compile(r"· job `([a-z0-9]{4,20})`$")
+_OUTCOME_ICONS = tuple(icon for state, icon in STATE_ICONS.items() if state.terminal)
 
 
 def what(job: Job) -> str:
@@ -61,6 +67,20 @@ def header(job: Job) -> str:
 
 def status_content(job: Job, progress: Progress) -> str:
     return f"{header(job)}\n{STATE_ICONS.get(progress.state, '⏳')} {progress.line()}"
+
+
+def job_named(content: str) -> str | None:
+    """The id of the job a status or result message shows, if it is one.
+
+    Read from the end of the header (the line before the last), which a prompt quoted earlier cannot reach.
+    """
+    found = _JOB_NAMED.search(content.rpartition("\n")[0])
+    return found[1] if found else None
+
+
+def shows_outcome(content: str) -> bool:
+    """True for a result or failure message, False for a status line still waiting for one."""
+    return content.rpartition("\n")[2].startswith(_OUTCOME_ICONS)
 
 
 def size_text(job: Job, output: StoredOutput | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from aiohttp import web
 
@@ -11,9 +12,23 @@ from emulators.discord.models import Json, error_body, form_error
 from emulators.discord.server import Call, DiscordServer, json_reply, no_content
 from emulators.discord.state import ApiError
 
+MAX_NONCE = 25
+
 
 class DiscordRest(DiscordServer):
-    """Users, application, command sync, channel messages and guild lookups."""
+    """Users, application, command sync, channel messages and guild lookups.
+
+    A message posted with `enforce_nonce` and a nonce its author used in the last `nonce_window` seconds is
+    not posted again: the earlier message is returned (or 404 if it was deleted). Discord says only "the
+    past few minutes"; the window is a switch, and 0 turns the check off.
+    """
+
+    nonce_window: float = 120.0
+    _nonces: dict[tuple[int, str], tuple[StoredMessage, float]]
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._nonces = {}
 
     def _add_routes(self) -> None:
         super()._add_routes()
@@ -152,11 +167,20 @@ class DiscordRest(DiscordServer):
     async def _post_message(self, call: Call) -> web.Response:
         channel_id = self.channel(call.snowflake("channel")).id
         body = call.body if call.body is not None else {}
-        if isinstance(body, dict) and body.get("enforce_nonce") and body.get("nonce") is not None:
-            for message in self.messages.values():
-                if message.channel_id == channel_id and message.nonce == body["nonce"]:
-                    return json_reply(message.to_payload())
+        nonce = body.get("nonce") if isinstance(body, dict) else None
+        if nonce is not None and len(str(nonce)) > MAX_NONCE:
+            raise ApiError(400, form_error("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."))
+        key = (self.bot_user_id, str(nonce))
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self._nonces.get(key)
+            if earlier is not None and self.clock.now() - earlier[1] <= self.nonce_window:
+                if earlier[0].deleted:
+                    # Discord refuses a nonce whose message was deleted shortly before, instead of reposting.
+                    raise ApiError(404, error_body("Unknown Message", 10008))
+                return json_reply(earlier[0].to_payload())
         message = self.create_message(channel_id=channel_id, author=self.bot, body=body, uploads=call.uploads)
+        if nonce is not None:
+            self._nonces[key] = (message, self.clock.now())
         return json_reply(message.to_payload())
 
     def _channel_message(self, call: Call) -> StoredMessage:

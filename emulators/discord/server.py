@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from emulators.discord.messages import UNKNOWN_ROUTE, RecordedRequest
 from emulators.discord.models import Json, error_body, form_error
+from emulators.discord.ratelimits import RateLimiter, RateLimits
 from emulators.discord.state import ApiError, DiscordState, Upload
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class InjectedFault:
     status: int
     body: Json
     headers: dict[str, str] = field(default_factory=dict)
+    #: carry the request out first, then answer with the error (the answer of a request that did land is lost)
+    after_applying: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in ("*", method) and bool(
@@ -93,8 +96,16 @@ class InjectedFault:
 class DiscordServer(DiscordState):
     """The aiohttp server in front of `DiscordState`: REST under /api/v10, /gateway and /attachments."""
 
-    def __init__(self, *, bot_name: str = "Fluxcord", upload_limit: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        bot_name: str = "Fluxcord",
+        upload_limit: int = 10 * 1024 * 1024,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         super().__init__(bot_name=bot_name, upload_limit=upload_limit)
+        #: Discord's REST rate limits; `rate_limiter.config.enabled = False` turns them off
+        self.rate_limiter = RateLimiter(rate_limits)
         self.routes: list[ApiRoute] = []
         #: tracebacks of emulator bugs (answered 500); a healthy run leaves this empty
         self.errors: list[str] = []
@@ -180,11 +191,24 @@ class DiscordServer(DiscordState):
         self._add_fault(InjectedFault(method.upper(), re.compile(path_regex), times, 429, body, headers))
 
     def inject_error(
-        self, method: str, path_regex: str, status: int, *, code: int = 0, message: str = "", times: int = 1
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        code: int = 0,
+        message: str = "",
+        times: int = 1,
+        after_applying: bool = False,
     ) -> None:
-        """Answer the next `times` matching calls with `status` and Discord's `{"message", "code"}` body."""
+        """Answer the next `times` matching calls with `status` and Discord's `{"message", "code"}` body.
+
+        With `after_applying` the request takes effect first (a message is posted, say) and only its answer is
+        the error: what a client sees when Discord did the work but the answer was lost (a 502 from the edge).
+        """
         body = error_body(message or f"{status}: injected error", code)
-        self._add_fault(InjectedFault(method.upper(), re.compile(path_regex), times, status, body))
+        pattern = re.compile(path_regex)
+        self._add_fault(InjectedFault(method.upper(), pattern, times, status, body, after_applying=after_applying))
 
     def _add_fault(self, fault: InjectedFault) -> None:
         if fault.remaining < 1:
@@ -262,9 +286,20 @@ class DiscordServer(DiscordState):
                 raise ApiError(401, error_body("401: Unauthorized", 0))
             fault = self._take_fault(request.method, path)
             if fault is not None:
+                if fault.after_applying:
+                    await route.handler(Call(request, params, body, uploads))
                 response = json_reply(fault.body, fault.status, fault.headers)
             else:
-                response = await route.handler(Call(request, params, body, uploads))
+                verdict = self.rate_limiter.check(route.label, params, token_route=not route.auth)
+                limits = verdict.headers if verdict is not None else {}
+                if verdict is not None and verdict.refusal is not None:
+                    response = json_reply(verdict.refusal, 429, limits)
+                else:
+                    try:
+                        response = await route.handler(Call(request, params, body, uploads))
+                    except ApiError as error:
+                        response = json_reply(error.body, error.status)
+                    response.headers.update(limits)
         except ApiError as error:
             response = json_reply(error.body, error.status)
         except Exception:

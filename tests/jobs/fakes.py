@@ -81,7 +81,13 @@ class RecordingNotifier:
     fail_deliveries: int = 0
     delivered: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def progress(self, job: Job, progress: Progress) -> None:
+    queued_log: list[str] = field(default_factory=list)
+
+    async def queued(self, job: Job) -> int | None:
+        self.queued_log.append(job.id)
+        return None
+
+    def progress(self, job: Job, progress: Progress) -> None:
         self.progress_log.append((job.id, progress))
 
     def _check(self) -> None:
@@ -89,12 +95,17 @@ class RecordingNotifier:
             self.fail_deliveries -= 1
             raise RuntimeError("delivery failed")
 
-    async def done(self, job: Job, outputs: Iterable[object]) -> None:
+    async def done(self, job: Job, outputs: Iterable[object]) -> int | None:
         self._check()
         self.done_log.append((job.id, len(list(outputs))))
         self.delivered.set()
+        return None
 
-    async def failed(self, job: Job) -> None:
+    async def failed(self, job: Job) -> int | None:
         self._check()
         self.failed_log.append((job.id, job.error))
         self.delivered.set()
+        return None
+
+    async def close(self) -> None:
+        return None

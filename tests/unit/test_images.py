@@ -495,6 +495,46 @@ def test_output_in_the_expected_format_is_kept_byte_for_byte() -> None:
     assert result == OutputImage(data=data, width=128, height=96, format="webp")
 
 
+@pytest.mark.usefixtures("no_decoding")
+@pytest.mark.parametrize("fmt", ["webp", "png", "jpg"])
+def test_output_in_the_expected_format_is_checked_without_decoding_its_pixels(fmt: str) -> None:
+    data = encode(noise((96, 64)), {"webp": "WEBP", "png": "PNG", "jpg": "JPEG"}[fmt], quality=80)
+    result = check_output(data, expected_size=(96, 64), expected_format=fmt, quality=80)
+    assert (result.data, result.width, result.height) == (data, 96, 64)
+
+
+def _flip_png_pixel_byte(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    damaged[data.index(b"IDAT") + 30] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "damage"),
+    [
+        ("WEBP", lambda data: data[: len(data) - 10]),
+        ("WEBP", lambda data: data[:12] + b"VP8 " + (10**6).to_bytes(4, "little") + data[20:]),
+        ("PNG", lambda data: data[: len(data) - 12]),
+        ("PNG", _flip_png_pixel_byte),
+        ("JPEG", lambda data: data[: len(data) * 2 // 3]),
+    ],
+    ids=["webp-truncated", "webp-chunk-size", "png-no-iend", "png-bad-crc", "jpeg-truncated"],
+)
+def test_a_damaged_output_in_the_expected_format_is_refused(fmt: str, damage: Callable[[bytes], bytes]) -> None:
+    data = encode(noise((96, 64)), fmt, quality=80)
+    wanted = {"WEBP": "webp", "PNG": "png", "JPEG": "jpg"}[fmt]
+    with pytest.raises(OutputImageError, match="damaged or incomplete"):
+        check_output(damage(data), expected_size=(96, 64), expected_format=wanted, quality=80)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_not_resampled() -> None:
+    result = normalize_input(encode(noise((2016, 1512)), "JPEG", quality=90))
+    assert (result.width, result.height) == (1008, 756)  # libjpeg's 1/2 scale, longest side still >= 768
+    assert result.source_size == (2016, 1512)
+    big = normalize_input(encode(noise((4032, 3024)), "JPEG", quality=90))
+    assert (big.width, big.height) == (1008, 756)  # 1/4 scale
+
+
 def test_png_output_is_reencoded_when_webp_was_asked_for() -> None:
     result = check_output(
         encode(solid((64, 48), RED), "PNG"), expected_size=(64, 48), expected_format="webp", quality=90
