@@ -19,6 +19,7 @@ from bot.jobs.engine import EngineConfig, JobEngine
 from bot.jobs.gallery import GalleryService
 from bot.jobs.gate import ProviderGate
 from bot.jobs.moderation import ModerationService
+from bot.jobs.modlog import ModLogService, ModLogWriter
 from bot.jobs.notifier import JobNotifier
 from bot.jobs.pool import ProviderSlot
 from bot.jobs.preferences import PreferenceService
@@ -37,7 +38,8 @@ from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
 from storage.ledger import LedgerRepo
 from storage.meta import MetaRepo
-from storage.moderation import BlocklistRepo
+from storage.moderation import BlocklistRepo, SpoilerRepo
+from storage.modlog import ModLogRepo
 from storage.preferences import PreferenceRepo
 
 if TYPE_CHECKING:
@@ -103,8 +105,13 @@ def build_providers(settings: Settings, http: aiohttp.ClientSession) -> list[Pro
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIterator[Services]:
-    """Open the database and HTTP session, build providers and the engine; close all on exit."""
+async def open_services(
+    settings: Settings, *, notifier: JobNotifier, modlog_writer: ModLogWriter | None = None
+) -> AsyncIterator[Services]:
+    """Open the database and HTTP session, build providers and the engine; close all on exit.
+
+    Without a `modlog_writer` (the command line) nothing is logged in mod-log channels.
+    """
     db = await Database.open(settings.database)
     try:
         async with aiohttp.ClientSession() as http:
@@ -113,6 +120,10 @@ async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIt
             meta = MetaRepo(db)
             clock = SystemClock()
             balances = BalanceBook(meta, thresholds=settings.low_balances, clock=clock)
+            gallery = GalleryRepo(db)
+            modlog = ModLogService(
+                ModLogRepo(db), jobs=jobs, ledger=ledger, gallery=gallery, clock=clock, writer=modlog_writer
+            )
             engine = JobEngine(
                 jobs=jobs,
                 providers=build_providers(settings, http),
@@ -124,10 +135,10 @@ async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIt
                 ),
                 clock=clock,
                 balances=balances,
+                hooks=modlog if modlog_writer is not None else None,
             )
             guilds = GuildRepo(db)
-            gallery = GalleryRepo(db)
-            moderation = ModerationService(BlocklistRepo(db), clock=clock)
+            moderation = ModerationService(BlocklistRepo(db), clock=clock, spoilers=SpoilerRepo(db))
             generation = GenerationService(
                 engine=engine,
                 jobs=jobs,
@@ -163,6 +174,7 @@ async def open_services(settings: Settings, *, notifier: JobNotifier) -> AsyncIt
                     preferences=PreferenceService(PreferenceRepo(db), clock=clock),
                     moderation=moderation,
                     gallery=GalleryService(jobs=jobs, gallery=gallery, clock=clock),
+                    modlog=modlog,
                 )
             finally:
                 await engine.stop()
@@ -186,11 +198,12 @@ def point_discord_at(settings: Settings) -> None:
 async def open_bot(settings: Settings, **bot_options: Any) -> AsyncIterator[FluxcordBot]:
     """Services plus the Discord client wired to them; the caller logs in or starts it."""
     from bot.client import FluxcordBot
+    from bot.ui.modlog import DiscordModLog
     from bot.ui.notifier import DiscordNotifier
 
     point_discord_at(settings)
     notifier = DiscordNotifier(edit_interval=settings.status_edit_interval)
-    async with open_services(settings, notifier=notifier) as services:
+    async with open_services(settings, notifier=notifier, modlog_writer=DiscordModLog(notifier)) as services:
         # The notifier reads Discord's rate-limit headers off the client's own requests to pace itself.
         bot = FluxcordBot(services, http_trace=notifier.watch.trace_config(), **bot_options)
         notifier.connect(bot)

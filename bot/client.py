@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.variations", "cogs.gallery", "cogs.settings", "cogs.account", "cogs.admin")
+EXTENSIONS = (
+    "cogs.generate",
+    "cogs.variations",
+    "cogs.gallery",
+    "cogs.settings",
+    "cogs.account",
+    "cogs.admin",
+    "cogs.moderation",
+)
 SCOPES = ("bot", "applications.commands")
 #: what the bot needs to post a status message, edit it into the result and attach the images (117760)
 PERMISSIONS = discord.Permissions(

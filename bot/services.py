@@ -11,6 +11,7 @@ from bot.jobs.balances import BalanceBook
 from bot.jobs.engine import JobEngine
 from bot.jobs.gallery import GalleryService
 from bot.jobs.moderation import ModerationService
+from bot.jobs.modlog import ModLogService
 from bot.jobs.preferences import PreferenceService
 from bot.jobs.service import GenerationService
 from bot.settings import Settings
@@ -39,6 +40,7 @@ class Services:
     preferences: PreferenceService
     moderation: ModerationService
     gallery: GalleryService
+    modlog: ModLogService
 
     @classmethod
     def of(cls, bot: object) -> Services:

@@ -35,6 +35,7 @@ TEXT = {
     "name_entry": "Name the word or pattern to add or remove.",
     "name_channel": "Name the showcase channel.",
     "name_preset": "Name the preset to add or remove.",
+    "name_modlog": "Name the mod-log channel.",
 }
 
 
@@ -294,6 +295,53 @@ class AdminCog(commands.GroupCog, name="fluxadmin", description="Fluxcord settin
         else:
             current = await gallery.showcase(where)
         await reply(interaction, pages.showcase_text(current))
+
+    @app_commands.command(name="spoilers", description="Channels and roles whose results are posted as spoilers")
+    @app_commands.describe(
+        channel="Results made in this channel are spoilers (for add and remove)",
+        role="Results asked for by members with this role are spoilers (for add and remove)",
+    )
+    async def spoilers(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["add", "remove", "clear", "list"],
+        channel: discord.TextChannel | None = None,
+        role: discord.Role | None = None,
+    ) -> None:
+        moderation = self.services.moderation
+        where = guild_id(interaction)
+        if action in ("add", "remove"):
+            policy = await moderation.set_spoilers(
+                where,
+                channel_id=channel.id if channel else None,
+                role_id=role.id if role else None,
+                on=action == "add",
+            )
+        elif action == "clear":
+            policy = await moderation.clear_spoilers(where)
+        else:
+            policy = await moderation.spoiler_policy(where)
+        await reply(interaction, pages.spoilers_text(policy))
+
+    @app_commands.command(name="modlog", description="The channel every job is logged in, for moderators")
+    @app_commands.describe(channel="Where jobs are logged (for set)")
+    async def modlog(
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["set", "off", "show"],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        modlog = self.services.modlog
+        where = guild_id(interaction)
+        if action == "set":
+            if channel is None:
+                raise UserError(TEXT["name_modlog"])
+            current = await modlog.set_channel(where, channel.id)
+        elif action == "off":
+            current = await modlog.set_channel(where, None)
+        else:
+            current = await modlog.channel(where)
+        await reply(interaction, pages.modlog_text(current))
 
     @app_commands.command(name="preset", description="Named option sets and prompt templates members can choose")
     @app_commands.rename(output_format="format")

@@ -116,7 +116,12 @@ class GalleryCog(commands.Cog, name="Gallery"):
         found, outputs = await self.services.gallery.show(who, job)
         channel = self.bot.get_partial_messageable(interaction.channel_id or 0, guild_id=who.guild_id)
         message = await post_result(
-            channel, found, outputs, pages.shown_content(found, who.user_id), upload_limit=interaction.filesize_limit
+            channel,
+            found,
+            outputs,
+            pages.shown_content(found, who.user_id),
+            upload_limit=interaction.filesize_limit,
+            spoiler=await self.services.moderation.spoiler_for(who.guild_id, interaction.channel_id),
         )
         await self.services.gallery.shown(
             found, message_id=message.id, channel_id=message.channel.id, actor_id=who.user_id
@@ -158,7 +163,14 @@ class GalleryCog(commands.Cog, name="Gallery"):
         if message_id is None:
             # Discord drops a repeated nonce from the same author for a few minutes: a retry right after a crash.
             message = await post_result(
-                channel, job, outputs, content, upload_limit=upload_limit, showcased=True, nonce=f"sc-{job.id}"
+                channel,
+                job,
+                outputs,
+                content,
+                upload_limit=upload_limit,
+                showcased=True,
+                nonce=f"sc-{job.id}",
+                spoiler=await self.services.moderation.spoiler_for(job.guild_id, claim.channel_id),
             )
             message_id = message.id
         await self.services.gallery.posted(claim, message_id)

@@ -69,6 +69,16 @@ class GalleryRepo:
         )
         return row is not None
 
+    async def posts_of(self, job_id: str) -> list[tuple[int, int]]:
+        """(channel id, message id) of every recorded re-post of the job (by `/show` or in the showcase)."""
+        rows = await self.db.fetchall(
+            """SELECT channel_id, message_id FROM job_posts WHERE job_id = ?
+               UNION ALL
+               SELECT channel_id, message_id FROM showcase_posts WHERE job_id = ? AND message_id IS NOT NULL""",
+            (job_id, job_id),
+        )
+        return [(row["channel_id"], row["message_id"]) for row in rows]
+
     async def job_by_message(self, message_id: int) -> Job | None:
         """The job a message shows: its own result, or a re-post."""
         row = await self.db.fetchone(

@@ -34,6 +34,7 @@ class NewJob:
     parent_index: int | None = None
     preferred_provider: str | None = None
     upload_limit: int | None = None
+    spoiler: bool = False
 
 
 def _midnight(now: datetime) -> datetime:
@@ -74,6 +75,7 @@ def _job(row: aiosqlite.Row) -> Job:
         inference_ms=row["inference_ms"],
         preferred_provider=row["preferred_provider"],
         upload_limit=row["upload_limit"],
+        spoiler=bool(row["spoiler"]),
     )
 
 
@@ -132,8 +134,8 @@ class JobRepo:
             await conn.execute(
                 """INSERT INTO jobs (id, request_id, guild_id, user_id, channel_id, origin, parent_job_id,
                                      parent_index, model, spec, input_sha256, state, cost, preferred_provider,
-                                     upload_limit, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
+                                     upload_limit, spoiler, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
                 (
                     job_id,
                     new.request_id,
@@ -149,6 +151,7 @@ class JobRepo:
                     new.cost,
                     new.preferred_provider,
                     new.upload_limit,
+                    int(new.spoiler),
                     stamp,
                     stamp,
                 ),

@@ -246,6 +246,39 @@ class LedgerRepo:
             )
             return await self.open_account(conn, guild_id=guild_id, user_id=user_id, daily=daily, now=now)
 
+    async def refund(
+        self, *, job_id: str, actor_id: int | None, now: datetime, reason: str | None = None
+    ) -> tuple[int, bool]:
+        """Give back what a job was charged (its captures), once, as granted credits so nothing lapses at a reset.
+
+        Returns (credits, refunded now): a second call moves nothing and returns the first refund's amount.
+        """
+        async with self.db.transaction() as conn:
+            earlier = await fetchone(conn, "SELECT amount FROM ledger WHERE idempotency_key = ?", (f"refund:{job_id}",))
+            if earlier is not None:
+                return int(earlier["amount"]), False
+            captured = await fetchone(
+                conn,
+                "SELECT guild_id, user_id, SUM(amount) AS amount FROM ledger WHERE job_id = ? AND kind = 'capture'",
+                (job_id,),
+            )
+            if captured is None or not captured["amount"]:
+                return 0, False
+            await self._apply(
+                conn,
+                guild_id=captured["guild_id"],
+                user_id=captured["user_id"],
+                kind="refund",
+                amount=captured["amount"],
+                d_granted=captured["amount"],
+                key=f"refund:{job_id}",
+                now=now,
+                job_id=job_id,
+                actor_id=actor_id,
+                reason=reason,
+            )
+            return int(captured["amount"]), True
+
     async def balance(self, guild_id: int, user_id: int) -> Balance | None:
         row = await self.db.fetchone("SELECT * FROM accounts WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
         return _balance(row) if row else None
@@ -259,13 +292,13 @@ class LedgerRepo:
         return [LedgerEntry(**dict(row)) for row in rows]
 
     async def spent_since(self, guild_id: int, user_id: int, since: datetime) -> int:
-        """Credits captured (actually charged) since `since`."""
+        """Credits captured (actually charged) since `since`, less what moderators refunded since."""
         row = await self.db.fetchone(
-            """SELECT COALESCE(SUM(amount), 0) FROM ledger
-               WHERE guild_id = ? AND user_id = ? AND kind = 'capture' AND created_at >= ?""",
+            """SELECT COALESCE(SUM(CASE kind WHEN 'capture' THEN amount ELSE -amount END), 0) FROM ledger
+               WHERE guild_id = ? AND user_id = ? AND kind IN ('capture', 'refund') AND created_at >= ?""",
             (guild_id, user_id, since.isoformat()),
         )
-        return int(row[0]) if row else 0
+        return max(0, int(row[0])) if row else 0
 
     async def mismatches(self) -> list[tuple[int, int]]:
         """Accounts whose pots differ from the sum of their ledger rows (always empty, or it is a bug)."""

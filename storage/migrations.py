@@ -208,6 +208,62 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The largest upload the job's channel accepts, as its interaction reported it (boosts raise it).
         "ALTER TABLE jobs ADD COLUMN upload_limit INTEGER",
     ),
+    (
+        # A moderator's refund of what a job was charged is a ledger kind of its own. SQLite cannot change a CHECK
+        # constraint, so the ledger is rebuilt as SQLite documents (its rows copied unchanged, then its indexes and
+        # the append-only triggers made again); dropping a table fires no DELETE trigger.
+        """CREATE TABLE ledger_new (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN
+                ('refill', 'grant', 'revoke', 'hold', 'capture', 'release', 'refund')),
+            amount INTEGER NOT NULL CHECK (amount >= 0),
+            d_allowance INTEGER NOT NULL DEFAULT 0,
+            d_granted INTEGER NOT NULL DEFAULT 0,
+            d_held INTEGER NOT NULL DEFAULT 0,
+            job_id TEXT,
+            actor_id INTEGER,
+            reason TEXT,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )""",
+        """INSERT INTO ledger_new (id, guild_id, user_id, kind, amount, d_allowance, d_granted, d_held, job_id,
+                                   actor_id, reason, idempotency_key, created_at)
+           SELECT id, guild_id, user_id, kind, amount, d_allowance, d_granted, d_held, job_id,
+                  actor_id, reason, idempotency_key, created_at FROM ledger""",
+        "DROP TABLE ledger",
+        "ALTER TABLE ledger_new RENAME TO ledger",
+        "CREATE INDEX ledger_account ON ledger (guild_id, user_id, id)",
+        "CREATE INDEX ledger_job ON ledger (job_id)",
+        """CREATE TRIGGER ledger_append_only_update BEFORE UPDATE ON ledger
+           BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END""",
+        """CREATE TRIGGER ledger_append_only_delete BEFORE DELETE ON ledger
+           BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END""",
+        # Whether the job's images are posted as spoilers, decided when it is submitted (channel or role policy).
+        "ALTER TABLE jobs ADD COLUMN spoiler INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE spoiler_targets (
+            guild_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('channel', 'role')),
+            target_id INTEGER NOT NULL,
+            PRIMARY KEY (guild_id, kind, target_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE modlog_channels (
+            guild_id INTEGER PRIMARY KEY,
+            channel_id INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # One entry per job: claimed before the job's outcome is shown, posted after it.
+        """CREATE TABLE modlog_entries (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            message_id INTEGER,
+            claimed_at TEXT NOT NULL,
+            posted_at TEXT
+        )""",
+        "CREATE INDEX modlog_unposted ON modlog_entries (claimed_at) WHERE posted_at IS NULL",
+    ),
 )
 
 

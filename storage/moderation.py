@@ -1,4 +1,4 @@
-"""A server's prompt blocklist."""
+"""A server's prompt blocklist and spoiler policy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from bot.core.blocklist import BlockEntry
+from bot.core.spoilers import SpoilerPolicy
 from storage.db import Database
 
 
@@ -43,3 +44,36 @@ class BlocklistRepo:
                 (guild_id, entry.kind, entry.pattern),
             )
             return cursor.rowcount == 1
+
+
+class SpoilerRepo:
+    """All SQL about `spoiler_targets`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def policy(self, guild_id: int) -> SpoilerPolicy:
+        rows = await self.db.fetchall("SELECT kind, target_id FROM spoiler_targets WHERE guild_id = ?", (guild_id,))
+        return SpoilerPolicy(
+            channels=frozenset(row["target_id"] for row in rows if row["kind"] == "channel"),
+            roles=frozenset(row["target_id"] for row in rows if row["kind"] == "role"),
+        )
+
+    async def set(self, guild_id: int, kind: Literal["channel", "role"], target_id: int, *, on: bool) -> bool:
+        """Add (`on`) or remove one channel or role; False when there was nothing to change."""
+        async with self.db.transaction() as conn:
+            if on:
+                cursor = await conn.execute(
+                    "INSERT INTO spoiler_targets (guild_id, kind, target_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (guild_id, kind, target_id),
+                )
+            else:
+                cursor = await conn.execute(
+                    "DELETE FROM spoiler_targets WHERE guild_id = ? AND kind = ? AND target_id = ?",
+                    (guild_id, kind, target_id),
+                )
+            return cursor.rowcount == 1
+
+    async def clear(self, guild_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM spoiler_targets WHERE guild_id = ?", (guild_id,))

@@ -80,6 +80,8 @@ class Job:
     preferred_provider: str | None = None
     #: bytes one message may carry in the job's channel, if the front end knew it
     upload_limit: int | None = None
+    #: its images are posted as spoilers (the server's channel or role policy when it was submitted)
+    spoiler: bool = False
 
     @property
     def per_image(self) -> int:

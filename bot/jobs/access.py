@@ -49,8 +49,12 @@ class Action(StrEnum):
     SHOWCASE = "showcase"
     #: `/cancel`: the member who asked for the job
     CANCEL = "cancel"
+    #: the status message's Cancel button: the member who asked for the job, or a moderator
+    STOP = "stop"
     #: 🗑️: the member who asked for the job, or a moderator
     DELETE = "delete"
+    #: the mod-log's delete-and-refund: a moderator
+    REFUND = "refund"
     #: `/credits member:` of someone else, and every `/fluxadmin` command: a manager
     VIEW_CREDITS = "view credits"
     ADMINISTER = "administer"
@@ -58,6 +62,8 @@ class Action(StrEnum):
 
 _REFUSALS = {
     Action.CANCEL: "Only the member who asked for job `{job}` can cancel it.",
+    Action.STOP: "Only the member who asked for job `{job}`, or a moderator, can cancel it.",
+    Action.REFUND: "Only a moderator (Manage Messages) can delete and refund job `{job}`.",
     Action.DELETE: "Only the member who asked for this job, or a moderator, can delete it.",
     Action.SHOW: "Only the member who asked for job `{job}`, or a moderator, can show it again.",
     Action.SHOWCASE: "Only the member who asked for this job, or a moderator, can put it in the showcase.",
@@ -71,7 +77,7 @@ def no_such_job(job_id: str) -> str:
 
 
 _ANY_MEMBER = frozenset({Action.INFO, Action.REROLL, Action.VARY, Action.HD, Action.REFRAME, Action.REMIX})
-_OWNER_OR_MODERATOR = frozenset({Action.DELETE, Action.SHOW, Action.SHOWCASE})
+_OWNER_OR_MODERATOR = frozenset({Action.DELETE, Action.SHOW, Action.SHOWCASE, Action.STOP})
 
 
 def authorize_job(
@@ -89,9 +95,13 @@ def authorize_job(
     if action is Action.DELETE and (message_id is None or (job.message_id != message_id and not reposted)):
         raise NotAllowedError("That button does not belong to this message; nothing was deleted.")
     owner = job.user_id == who.user_id
-    if (action is Action.CANCEL and not owner) or (action in _OWNER_OR_MODERATOR and not (owner or who.moderator)):
+    if (
+        (action is Action.CANCEL and not owner)
+        or (action in _OWNER_OR_MODERATOR and not (owner or who.moderator))
+        or (action is Action.REFUND and not who.moderator)
+    ):
         raise NotAllowedError(_REFUSALS[action].format(job=job.id))
-    if action not in _ANY_MEMBER | _OWNER_OR_MODERATOR | {Action.CANCEL}:
+    if action not in _ANY_MEMBER | _OWNER_OR_MODERATOR | {Action.CANCEL, Action.REFUND}:
         raise ValueError(f"{action} is not something done to a job")
     return job
 

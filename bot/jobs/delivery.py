@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from bot.core.jobs import Clock, Job, JobState
 from bot.jobs.notifier import JobNotifier, Progress
@@ -14,6 +14,17 @@ from bot.jobs.timing import backoff
 from storage.jobs import JobRepo
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryHooks(Protocol):
+    """What follows a job's outcome (its mod-log entry): recorded before the outcome is shown, made after it.
+
+    Neither may fail the delivery; `shown` runs in the background, so nothing waits for it.
+    """
+
+    async def showing(self, job: Job) -> None: ...
+
+    async def shown(self, job_id: str) -> None: ...
 
 
 class Delivery:
@@ -34,7 +45,11 @@ class Delivery:
         retry_base_delay: float,
         retry_max_delay: float,
         rng: random.Random,
+        hooks: DeliveryHooks | None = None,
+        spawn: Callable[[Coroutine[Any, Any, Any]], None] | None = None,
     ) -> None:
+        self.hooks = hooks
+        self._spawn = spawn or (lambda coro: coro.close())
         self.jobs = jobs
         self.notifier = notifier
         self.clock = clock
@@ -76,6 +91,8 @@ class Delivery:
             job = await self.jobs.get(job_id)
             if job is None or job.delivered or not job.state.terminal:
                 return
+            if attempt == 1:
+                await self._showing(job)
             try:
                 if job.state is JobState.SUCCEEDED:
                     message_id = await self.notifier.done(job, await self.jobs.outputs(job.id))
@@ -91,4 +108,25 @@ class Delivery:
                 continue
             await self._shielded(self.jobs.mark_delivered(job.id, now=self.clock.now(), message_id=message_id))
             log.info("job=%s user=%s delivered", job.id, job.user_id)
+            if self.hooks is not None:
+                self._spawn(self._shown(job.id))
             return
+
+    async def _showing(self, job: Job) -> None:
+        if self.hooks is None:
+            return
+        try:
+            await self._shielded(self.hooks.showing(job))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # what follows an outcome never holds the outcome back
+            log.warning("job=%s could not be prepared for the mod-log", job.id, exc_info=True)
+
+    async def _shown(self, job_id: str) -> None:
+        assert self.hooks is not None
+        try:
+            await self.hooks.shown(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # left unposted: the next start posts it
+            log.warning("job=%s mod-log entry could not be posted", job_id, exc_info=True)

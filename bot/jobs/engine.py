@@ -27,7 +27,7 @@ from bot.core.limits import UNLIMITED, Limits, Policy
 from bot.core.pricing import PriceList
 from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.balances import BalanceBook
-from bot.jobs.delivery import Delivery
+from bot.jobs.delivery import Delivery, DeliveryHooks
 from bot.jobs.notifier import JobNotifier, Progress
 from bot.jobs.outputs import timings_ms, usable_outputs
 from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
@@ -79,6 +79,8 @@ class JobOrder:
     free: bool = False
     #: the largest upload the channel accepts, when the front end knows it
     upload_limit: int | None = None
+    #: post the images as spoilers
+    spoiler: bool = False
 
 
 class JobEngine:
@@ -96,6 +98,7 @@ class JobEngine:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         balances: BalanceBook | None = None,
+        hooks: DeliveryHooks | None = None,
     ) -> None:
         self.jobs = jobs
         self.balances = balances
@@ -134,6 +137,8 @@ class JobEngine:
             retry_base_delay=self.config.retry_base_delay,
             retry_max_delay=self.config.retry_max_delay,
             rng=self.rng,
+            hooks=hooks,
+            spawn=self._spawn,
         )
         self._announcement: asyncio.TimerHandle | None = None
         self._announced_at = float("-inf")
@@ -210,6 +215,7 @@ class JobEngine:
                 parent_index=order.parent_index,
                 preferred_provider=policy.provider,
                 upload_limit=order.upload_limit,
+                spoiler=order.spoiler,
             ),
             policy=policy,
             now=self.clock.now(),
@@ -223,14 +229,17 @@ class JobEngine:
             self._wake.set()
         return job
 
-    async def cancel(self, job_id: str, *, user_id: int | None = None) -> Job:
-        """Cancel a queued or running job and release its hold; cancels at the provider where possible."""
+    async def cancel(self, job_id: str, *, user_id: int | None = None, reason: str = "Cancelled.") -> Job:
+        """Cancel a queued or running job and release its hold; cancels at the provider where possible.
+
+        `user_id` limits it to that member's job; `reason` is what the job's message says.
+        """
         job = await self.jobs.get(job_id)
         if job is None or (user_id is not None and job.user_id != user_id):
             raise JobNotFoundError(f"You have no job `{job_id}`.")
         if job.state.terminal:
             raise UserError(f"Job `{job_id}` has already {job.state.value}.")
-        if not await self._end(job, JobState.CANCELLED, "Cancelled."):
+        if not await self._end(job, JobState.CANCELLED, reason):
             raise UserError(f"Job `{job_id}` finished before it could be cancelled.")
         self.queue.remove(job_id)
         task = self._tasks.get(job_id)

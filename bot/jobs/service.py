@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 
 from bot.core.credits import Balance
@@ -32,6 +32,8 @@ TEXT = {
     "no_image": "Job `{job}` has no image {index}.",
     "not_imagine": "Remix changes the prompt of an `/imagine` result; job `{job}` has none.",
     "no_provider": "No provider configured here takes {fields} for {model}; the operator can add one that does.",
+    "cancelled": "Cancelled.",
+    "cancelled_by_moderator": "Cancelled by a moderator.",
 }
 
 
@@ -139,13 +141,13 @@ class GenerationService:
             image, max_bytes=self.max_input_bytes, max_pixels=self.max_input_pixels
         )
         spec = options.resolve(normalized.source_size)
-        return await self.engine.submit(self._order(who, spec, input_image=normalized), policy)
+        return await self._submit(who, self._order(who, spec, input_image=normalized), policy)
 
     async def imagine(self, who: Requester, options: ImagineOptions) -> Job:
         """Start a FLUX.1 schnell job from a prompt (refused first if the server's blocklist matches it)."""
         await self.check_prompt(who, options.prompt)
         policy = await self.admit(who, options)
-        return await self.engine.submit(self._order(who, options.resolve()), policy)
+        return await self._submit(who, self._order(who, options.resolve()), policy)
 
     async def check_prompt(self, who: Requester, prompt: str) -> None:
         if self.moderation is not None:
@@ -179,7 +181,7 @@ class GenerationService:
         options = ImagineOptions.parse(**{**kept, **{k: v for k, v in given.items() if v is not None}})
         await self.check_prompt(who, options.prompt)
         policy = await self.admit(who, options)
-        return await self.engine.submit(self._order(who, options.resolve(), origin="remix", parent=source), policy)
+        return await self._submit(who, self._order(who, options.resolve(), origin="remix", parent=source), policy)
 
     async def hd(self, who: Requester, job_id: str) -> Job:
         """A 0.25 MP job rendered again at 1 MP: same input, seed and options; charged at the 1 MP price."""
@@ -189,7 +191,7 @@ class GenerationService:
         spec = source.spec.model_copy(update={"megapixels": "1"})
         policy = await self.admit(who, spec)
         order = self._order(who, spec, input_sha256=source.input_sha256, origin="hd", parent=source)
-        return await self.engine.submit(order, policy)
+        return await self._submit(who, order, policy)
 
     async def reroll(self, who: Requester, job_id: str) -> Job:
         """The same input and options with a new seed, paid by whoever asks."""
@@ -197,7 +199,7 @@ class GenerationService:
         spec = source.spec.with_seed(random_seed())
         policy = await self.admit(who, spec)
         order = self._order(who, spec, input_sha256=source.input_sha256, origin="reroll", parent=source)
-        return await self.engine.submit(order, policy)
+        return await self._submit(who, order, policy)
 
     async def variation(
         self,
@@ -240,7 +242,7 @@ class GenerationService:
         policy = await self.admit(who, spec)
         origin = strength.value if strength else "reframe" if aspect_ratio else "variation"
         order = self._order(who, spec, input_image=normalized, origin=origin, parent=source, index=index)
-        return await self.engine.submit(order, policy)
+        return await self._submit(who, order, policy)
 
     def _runnable(self, spec: GenerationSpec) -> None:
         """One sentence, before anything is held, when no configured provider takes what the spec tunes."""
@@ -269,9 +271,11 @@ class GenerationService:
     async def outputs(self, job_id: str) -> list[StoredOutput]:
         return await self.jobs.outputs(job_id)
 
-    async def cancel(self, who: Requester, job_id: str) -> Job:
-        job = await self.job_for(who, Action.CANCEL, job_id)
-        return await self.engine.cancel(job.id, user_id=who.user_id)
+    async def cancel(self, who: Requester, job_id: str, *, from_status: bool = False) -> Job:
+        """`/cancel` (the member who asked) or the status message's Cancel button (a moderator too)."""
+        job = await self.job_for(who, Action.STOP if from_status else Action.CANCEL, job_id)
+        reason = TEXT["cancelled"] if job.user_id == who.user_id else TEXT["cancelled_by_moderator"]
+        return await self.engine.cancel(job.id, reason=reason)
 
     async def active_jobs(self, guild_id: int, user_id: int, limit: int = 25) -> list[Job]:
         return await self.jobs.active_for_member(guild_id, user_id, limit=limit)
@@ -296,6 +300,13 @@ class GenerationService:
         midnight = datetime.combine(now.astimezone(UTC).date(), time(0, tzinfo=UTC))
         spent = await self.ledger.spent_since(guild_id, user_id, midnight)
         return CreditsView(balance=balance, spent_today=spent, prices=self.engine.prices, now=now)
+
+    async def _submit(self, who: Requester, order: JobOrder, policy: Policy) -> Job:
+        """Submit with the server's spoiler policy applied: by the channel, or by the roles of whoever asks."""
+        if self.moderation is not None:
+            spoiler = await self.moderation.spoiler_for(who.guild_id, who.channel_id, who.role_ids)
+            order = replace(order, spoiler=spoiler)
+        return await self.engine.submit(order, policy)
 
     def _order(
         self,

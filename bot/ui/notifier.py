@@ -13,8 +13,9 @@ import io
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -25,9 +26,11 @@ from bot.jobs.notifier import Progress
 from bot.ui import render
 from bot.ui.finder import MessageIndex, Shown
 from bot.ui.pacing import GlobalPace, Lane, RateWatch
-from bot.ui.views import result_view
+from bot.ui.views import result_view, status_view
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NO_PINGS = discord.AllowedMentions.none()
@@ -38,7 +41,8 @@ _ENDED_KEPT = 4096
 
 
 def nonce(kind: str, job: Job) -> str:
-    """Discord's nonce (25 characters at most) for the job's status post (`s`) or result post (`r`)."""
+    """Discord's nonce (25 characters at most) for the job's status post (`s`), result post (`r`) or mod-log entry
+    (`l`)."""
     return f"fx{kind}{job.id}"
 
 
@@ -89,6 +93,10 @@ class DiscordNotifier:
     def connect(self, client: discord.Client) -> None:
         """The client that posts; the composition root connects it once both exist."""
         self.client = client
+
+    def write(self, channel_id: int, action: Callable[[], Awaitable[T]]) -> asyncio.Future[T | None]:
+        """Another new message in a channel (a mod-log entry), paced as new status messages are: after results."""
+        return self._lane(channel_id, "post").run(action, urgent=False)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -161,7 +169,10 @@ class DiscordNotifier:
         content = record.wanted or ""
         job = record.job
         try:
-            message = await channel.send(content, nonce=nonce("s", job), allowed_mentions=NO_PINGS)
+            # ✖️ Cancel rides on this post; the outcome's edit replaces it, so it costs no write of its own.
+            message = await channel.send(
+                content, nonce=nonce("s", job), allowed_mentions=NO_PINGS, view=status_view(job)
+            )
         except discord.NotFound:  # posted with this nonce and deleted since, by an earlier attempt
             return None
         except discord.HTTPException as exc:
@@ -282,7 +293,7 @@ class DiscordNotifier:
             await asyncio.shield(record.post)  # on its way: edit it rather than post beside it
 
         def attachments() -> list[discord.File]:
-            return [discord.File(io.BytesIO(data), filename=name) for name, data in files]
+            return [discord.File(io.BytesIO(data), filename=name, spoiler=job.spoiler) for name, data in files]
 
         async def edit(message_id: int) -> int | None:
             try:

@@ -1,4 +1,5 @@
-"""Text members and admins read for history, re-posts, the showcase, settings, presets and the blocklist.
+"""Text members and admins read for history, re-posts, the showcase, settings, presets, the blocklist, spoilers and
+the mod-log.
 
 Every sentence is a whole template with named fields, so a translation can reorder it.
 """
@@ -11,6 +12,7 @@ from bot.core.blocklist import BlockEntry
 from bot.core.credits import relative_time
 from bot.core.jobs import Job
 from bot.core.preferences import OptionSet, Preset
+from bot.core.spoilers import SpoilerPolicy
 from bot.core.text import truncate
 from bot.jobs.gallery import HistoryPage
 from bot.ui.render import what
@@ -48,6 +50,12 @@ TEXT: Final = {
     "blocklist_missing": "{entry} was not on the blocklist.",
     "blocklist_none": "The blocklist is empty. Add a word, or a regular expression as `re:pattern`.",
     "blocklist_title": "Prompts matching these are refused before anything is charged (case-insensitive):",
+    "spoilers_none": "No results are posted as spoilers; add a channel or a role with `/fluxadmin spoilers`.",
+    "spoilers_title": "Results are posted as spoilers when made in {channels}, or asked for by members with {roles}.",
+    "spoilers_no_channels": "no listed channel",
+    "spoilers_no_roles": "no listed role",
+    "modlog_set": "Every job is logged in <#{channel}>, with 🗑️ Delete and refund for moderators.",
+    "modlog_off": "The mod-log is off; name a channel with `/fluxadmin modlog action:set`.",
 }
 OPTION_LABELS: Final = {
     "model": "Model",
@@ -132,3 +140,15 @@ def blocklist_text(entries: list[BlockEntry]) -> str:
     if not entries:
         return TEXT["blocklist_none"]
     return "\n".join([TEXT["blocklist_title"], *(f"• `{truncate(e.shown, 200)}`" for e in entries)])
+
+
+def spoilers_text(policy: SpoilerPolicy) -> str:
+    if not policy:
+        return TEXT["spoilers_none"]
+    channels = ", ".join(f"<#{c}>" for c in sorted(policy.channels)) or TEXT["spoilers_no_channels"]
+    roles = ", ".join(f"<@&{r}>" for r in sorted(policy.roles)) or TEXT["spoilers_no_roles"]
+    return TEXT["spoilers_title"].format(channels=channels, roles=roles)
+
+
+def modlog_text(channel_id: int | None) -> str:
+    return TEXT["modlog_off"] if channel_id is None else TEXT["modlog_set"].format(channel=channel_id)

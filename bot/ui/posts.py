@@ -16,15 +16,18 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NO_PINGS = discord.AllowedMentions.none()
 
 
-async def result_files(job: Job, outputs: list[StoredOutput], upload_limit: int) -> list[discord.File]:
-    """The outputs as files, each re-encoded smaller when together they would not fit one message."""
+async def result_files(
+    job: Job, outputs: list[StoredOutput], upload_limit: int, *, spoiler: bool = False
+) -> list[discord.File]:
+    """The outputs as files (spoilers if asked), each re-encoded smaller when together they would not fit."""
     total = sum(len(output.data) for output in outputs)
     share = upload_limit if total <= upload_limit else upload_limit // max(1, len(outputs))
     files = []
     for output in outputs:
         image = OutputImage(output.data, output.width, output.height, output.format)
         smaller = await shrink_to_fit_async(image, share - 16 * 1024)
-        files.append(discord.File(io.BytesIO(smaller.data), filename=f"{job.id}-{output.index + 1}.{smaller.format}"))
+        name = f"{job.id}-{output.index + 1}.{smaller.format}"
+        files.append(discord.File(io.BytesIO(smaller.data), filename=name, spoiler=spoiler))
     return files
 
 
@@ -37,9 +40,13 @@ async def post_result(
     upload_limit: int | None,
     showcased: bool = False,
     nonce: str | None = None,
+    spoiler: bool = False,
 ) -> discord.Message:
-    """Post the result's images, embed and buttons under `content`; `nonce` makes a repeated post a no-op."""
-    files = await result_files(job, outputs, upload_limit or DEFAULT_UPLOAD_LIMIT)
+    """Post the result's images, embed and buttons under `content`; `nonce` makes a repeated post a no-op.
+
+    The images are spoilers when the job's were, or when `spoiler` asks (the channel's policy).
+    """
+    files = await result_files(job, outputs, upload_limit or DEFAULT_UPLOAD_LIMIT, spoiler=job.spoiler or spoiler)
     embed = fit_embed(render.result_embed(job, outputs))
     view = result_view(job, outputs, showcased=showcased)
     text = fit_content(content)

@@ -11,6 +11,9 @@ A result's rows, the way members read them (Discord allows five rows of five):
 
 Subtle, Strong and the reframe buttons act on one image: on a one-image result they name it; on a larger one
 the click asks which image first, with buttons that name it.
+
+Elsewhere: ✖️ Cancel on a status message while its job is queued or running (the account cog), and 🗑️ Delete and
+refund on a mod-log entry (the moderation cog).
 """
 
 from __future__ import annotations
@@ -34,7 +37,19 @@ VARIANT_TEMPLATE: Final = rf"fx:(?P<action>hd|subtle|strong|remix|{'|'.join(REFR
 STAR_TEMPLATE: Final = rf"fx:star:{_JOB}"
 #: `/history` pages (the gallery cog)
 HISTORY_TEMPLATE: Final = r"fx:history:(?P<page>[0-9]{1,5})"
+#: Cancel on a status message (the account cog)
+CANCEL_TEMPLATE: Final = rf"fx:cancel:{_JOB}"
+#: Delete and refund on a mod-log entry (the moderation cog)
+REFUND_TEMPLATE: Final = rf"fx:refund:{_JOB}"
 
+TEXT: Final = {
+    "vary": "V{n}",
+    "image": "Image {n}",
+    "newer": "Newer",
+    "older": "Older",
+    "cancel": "Cancel",
+    "refund": "Delete and refund",
+}
 #: every label a result's buttons show, in one place: (label, emoji, style)
 _LOOKS: Final[dict[str, tuple[str | None, str | None, discord.ButtonStyle]]] = {
     "reroll": ("Re-roll", "🔁", discord.ButtonStyle.primary),
@@ -48,12 +63,8 @@ _LOOKS: Final[dict[str, tuple[str | None, str | None, discord.ButtonStyle]]] = {
     "frame-1x1": ("1:1", "⬛", discord.ButtonStyle.secondary),
     "frame-16x9": ("16:9", "▭", discord.ButtonStyle.secondary),
     "frame-9x16": ("9:16", "▯", discord.ButtonStyle.secondary),
-}
-TEXT: Final = {
-    "vary": "V{n}",
-    "image": "Image {n}",
-    "newer": "Newer",
-    "older": "Older",
+    "cancel": (TEXT["cancel"], "✖️", discord.ButtonStyle.secondary),
+    "refund": (TEXT["refund"], "🗑️", discord.ButtonStyle.danger),
 }
 _ROWS: Final = {"vary": 0, "subtle": 1, "strong": 1, "hd": 1, "reroll": 3, "remix": 3, "star": 3, "info": 3}
 
@@ -110,6 +121,23 @@ def picker_view(action: str, job_id: str, count: int) -> discord.ui.View:
     return view
 
 
+def status_view(job: Job) -> discord.ui.View:
+    """✖️ Cancel under a status message; it rides on the post that shows the job, and the outcome replaces it."""
+    return _single(result_button("cancel", job.id, row=0))
+
+
+def refund_view(job: Job) -> discord.ui.View:
+    """🗑️ Delete and refund under a job's mod-log entry."""
+    return _single(result_button("refund", job.id, row=0))
+
+
+def _single(button: discord.ui.Button[discord.ui.View]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(button)
+    view.stop()
+    return view
+
+
 def history_view(page: int, pages: int) -> discord.ui.View | None:
     """◀ Newer · Older ▶ under a `/history` page (None when everything fits on one)."""
     if pages <= 1:
@@ -130,14 +158,18 @@ def history_view(page: int, pages: int) -> discord.ui.View | None:
 
 
 __all__ = [
+    "CANCEL_TEMPLATE",
     "HISTORY_TEMPLATE",
     "REFRAME_ACTIONS",
+    "REFUND_TEMPLATE",
     "STAR_TEMPLATE",
     "TEMPLATE",
     "VARIANT_TEMPLATE",
     "custom_id",
     "history_view",
     "picker_view",
+    "refund_view",
     "result_button",
     "result_view",
+    "status_view",
 ]

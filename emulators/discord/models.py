@@ -15,6 +15,10 @@ Json = dict[str, Any]
 
 DISCORD_EPOCH_MS: Final = 1_420_070_400_000
 
+#: attachment flag: the file was uploaded as a spoiler (its name begins with SPOILER_)
+ATTACHMENT_SPOILER: Final = 1 << 3
+SPOILER_PREFIX: Final = "SPOILER_"
+
 EPHEMERAL: Final = 1 << 6
 LOADING: Final = 1 << 7
 IS_COMPONENTS_V2: Final = 1 << 15
@@ -315,6 +319,11 @@ class StoredAttachment:
     def size(self) -> int:
         return len(self.data)
 
+    @property
+    def spoiler(self) -> bool:
+        """Uploaded as a spoiler: Discord marks a file whose name begins with SPOILER_ and keeps the name."""
+        return self.filename.startswith(SPOILER_PREFIX)
+
     def to_payload(self) -> Json:
         payload: Json = {
             "id": str(self.id),
@@ -323,7 +332,7 @@ class StoredAttachment:
             "url": self.url,
             "proxy_url": self.url,
             "content_type": self.content_type,
-            "flags": 0,
+            "flags": ATTACHMENT_SPOILER if self.spoiler else 0,
         }
         if self.width is not None:
             payload["width"] = self.width
