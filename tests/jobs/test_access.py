@@ -78,6 +78,20 @@ def test_who_may_do_what_to_a_job() -> None:
         authorize_job(STRANGER, Action.DELETE, job(), "abcd1234", message_id=77)
 
 
+def test_the_status_cancel_is_for_the_owner_or_a_moderator_and_refunds_for_moderators_only() -> None:
+    for who in (OWNER, MODERATOR):
+        assert authorize_job(who, Action.STOP, job(), "abcd1234")
+    with pytest.raises(NotAllowedError, match="Only the member who asked for job `abcd1234`, or a moderator"):
+        authorize_job(STRANGER, Action.STOP, job(), "abcd1234")
+    assert authorize_job(MODERATOR, Action.REFUND, job(), "abcd1234")
+    for who in (OWNER, STRANGER, MANAGER):
+        with pytest.raises(NotAllowedError, match="Only a moderator"):
+            authorize_job(who, Action.REFUND, job(), "abcd1234")
+    for action in (Action.STOP, Action.REFUND):  # another server's moderator reads it as no job at all
+        with pytest.raises(NotAllowedError, match="There is no job `abcd1234` on this server"):
+            authorize_job(ELSEWHERE, action, job(), "abcd1234")
+
+
 def test_a_delete_must_be_of_the_message_that_shows_the_job() -> None:
     for message_id in (78, None):
         with pytest.raises(NotAllowedError, match="does not belong to this message"):
