@@ -86,11 +86,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[Conn]:
         """`BEGIN IMMEDIATE` … `COMMIT` on the writer, held against every other writer in this process."""
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN is on its way leaves it to run in the
+                # connection's thread, and the rollback queued behind it must end that transaction.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await asyncio.shield(self._writer.execute("ROLLBACK"))
+                await asyncio.shield(self._writer.rollback())  # a no-op when BEGIN itself failed
                 raise
             else:
                 await asyncio.shield(self._writer.execute("COMMIT"))

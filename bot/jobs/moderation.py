@@ -6,7 +6,8 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
-from bot.core.blocklist import MAX_ENTRIES, TEXT, BlockEntry, Blocklist, PromptRefusedError, parse_entry
+from bot.core.blocklist import MAX_ENTRIES, BlockEntry, Blocklist, PromptRefusedError, parse_entry
+from bot.core.blocklist import TEXT as BLOCKLIST_TEXT
 from bot.core.errors import InvalidRequestError
 from bot.core.jobs import Clock
 from bot.core.spoilers import MAX_TARGETS, SpoilerPolicy
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 #: how much of a refused prompt the log keeps
 LOGGED_PROMPT_CHARS: Final = 80
 
-SPOILER_TEXT: Final = {
+TEXT: Final = {
     "name_one": "Name a channel, a role, or both.",
     "full": "This server already lists {limit} spoiler channels and roles; remove one first.",
 }
@@ -44,7 +45,7 @@ class ModerationService:
         entry = parse_entry(text)
         outcome = await self.repo.add(guild_id, entry, limit=MAX_ENTRIES, actor_id=actor_id, now=self.clock.now())
         if outcome == "full":
-            raise InvalidRequestError(TEXT["full"].format(limit=MAX_ENTRIES))
+            raise InvalidRequestError(BLOCKLIST_TEXT["full"].format(limit=MAX_ENTRIES))
         self._compiled.pop(guild_id, None)
         log.info("guild=%s blocklist add %s by %s", guild_id, entry.kind, actor_id)
         return entry, outcome == "added"
@@ -87,11 +88,11 @@ class ModerationService:
     ) -> SpoilerPolicy:
         """Add (`on`) or remove a channel, a role or both; the policy afterwards."""
         if channel_id is None and role_id is None:
-            raise InvalidRequestError(SPOILER_TEXT["name_one"])
+            raise InvalidRequestError(TEXT["name_one"])
         assert self.spoilers is not None
         targets = [("channel", channel_id), ("role", role_id)]
         if on and len(await self.spoiler_policy(guild_id)) + sum(t is not None for _, t in targets) > MAX_TARGETS:
-            raise InvalidRequestError(SPOILER_TEXT["full"].format(limit=MAX_TARGETS))
+            raise InvalidRequestError(TEXT["full"].format(limit=MAX_TARGETS))
         if channel_id is not None:
             await self.spoilers.set(guild_id, "channel", channel_id, on=on)
         if role_id is not None:
