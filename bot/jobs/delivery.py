@@ -48,6 +48,8 @@ class Delivery:
         hooks: DeliveryHooks | None = None,
         spawn: Callable[[Coroutine[Any, Any, Any]], None] | None = None,
     ) -> None:
+        if hooks is not None and spawn is None:
+            raise ValueError("delivery hooks need a way to run in the background")
         self.hooks = hooks
         self._spawn = spawn or (lambda coro: coro.close())
         self.jobs = jobs
