@@ -24,7 +24,8 @@ from bot.providers.eachlabs import EachlabsProvider
 from bot.providers.onemin import OneMinProvider
 from bot.providers.replicate import ReplicateProvider
 from bot.providers.segmind import SegmindProvider
-from bot.settings import Settings
+from bot.redact import install as install_redaction
+from bot.settings import KNOWN_PROVIDERS, Settings
 from storage.db import Database
 from storage.guilds import GuildRepo
 from storage.jobs import JobRepo
@@ -51,6 +52,12 @@ class Services:
     admin: AdminService
 
 
+def protect_secrets(settings: Settings) -> None:
+    """Mask the Discord token and every provider key in every log line from now on (any logger, any handler)."""
+    token = settings.discord_token.get_secret_value() if settings.discord_token else None
+    install_redaction([token, *(settings.provider_key(name) for name in KNOWN_PROVIDERS)])
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         daily_allowance=settings.daily_allowance,
@@ -69,7 +76,13 @@ def build_provider(name: str, settings: Settings, http: aiohttp.ClientSession, k
     cap, timeout = settings.max_output_bytes, settings.request_timeout
     if name == "segmind":
         return SegmindProvider(
-            http, api_key=key, base_url=settings.segmind_base_url, timeout=timeout, max_output_bytes=cap
+            http,
+            api_key=key,
+            base_url=settings.segmind_base_url,
+            timeout=timeout,
+            max_output_bytes=cap,
+            upload_url=settings.segmind_upload_url or None,
+            image_input=settings.segmind_image_input,
         )
     if name == "replicate":
         return ReplicateProvider(
@@ -117,6 +130,7 @@ async def open_services(
 
     `notifier` may be a factory taking the job repository (the Discord notifier stores message ids).
     """
+    protect_secrets(settings)
     db = await Database.open(settings.database)
     try:
         async with aiohttp.ClientSession() as http:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -78,6 +78,10 @@ class Job:
     finished_at: datetime | None
     inference_ms: int | None
     preferred_provider: str | None = None
+    #: what the adapter needs to find the job again (see `Submission.handle`)
+    provider_handle: dict[str, str] = field(default_factory=dict)
+    #: the provider a submit was sent to whose outcome is not recorded yet
+    submitting_to: str | None = None
 
     @property
     def per_image(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -37,15 +38,21 @@ class ProviderResult:
     images: list[bytes]
     inference_seconds: float | None = None
     queue_seconds: float | None = None
+    #: the seed the provider reports it used, when it says (it picks its own for seed 0)
+    seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """A provider's acceptance of a job; `result` is set when the call itself already finished it."""
+    """A provider's acceptance of a job; `result` is set when the call itself already finished it.
+
+    `handle` is what the adapter needs to find the job again (e.g. the URLs the submit answer gave); the
+    engine stores it with the job and passes it back to `status` and `result`, after a restart too.
+    """
 
     job_id: str
     result: ProviderResult | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    handle: dict[str, str] = field(default_factory=dict)
 
 
 class Provider(Protocol):
@@ -55,15 +62,21 @@ class Provider(Protocol):
     models: frozenset[ModelId]
     can_cancel: bool
 
+    def accepts(self, spec: GenerationSpec) -> bool:
+        """Whether the provider's documented inputs can express `spec` (model, options, count)."""
+        ...
+
     async def submit(self, spec: GenerationSpec, image: bytes | None) -> Submission:
         """Start a job; `image` is the normalized input (JPEG bytes) for Redux models."""
         ...
 
-    async def status(self, job_id: str) -> ProviderStatus:
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         """Ask where the job stands, with the cheapest call the provider offers."""
         ...
 
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
         """Fetch and download the outputs of a succeeded job, at the size and format `spec` asks for."""
         ...
 
