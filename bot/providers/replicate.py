@@ -103,8 +103,10 @@ class ReplicateProvider:
         timeout: float = 30.0,
         max_output_bytes: int = 25 * 1024 * 1024,
         wait_seconds: int = 0,
+        max_data_url_bytes: int = MAX_DATA_URL_BYTES,
     ) -> None:
         self.wait_seconds = max(0, min(MAX_WAIT_SECONDS, wait_seconds))
+        self.max_data_url_bytes = max_data_url_bytes
         self.http = HttpClient(session, provider=self.name, timeout=timeout, secrets=[api_key])
         # A waited create is held open by the server, so it gets that much longer before timing out.
         self._create_http = HttpClient(
@@ -231,8 +233,8 @@ class ReplicateProvider:
 
     async def _redux_image(self, image: bytes) -> str:
         """A data URL when the image fits Replicate's advice (≤ 256 KB), else an upload to the files API."""
-        data = await compact_jpeg_async(image, max_bytes=MAX_DATA_URL_BYTES)
-        if len(data) <= MAX_DATA_URL_BYTES:
+        data = await compact_jpeg_async(image, max_bytes=self.max_data_url_bytes)
+        if len(data) <= self.max_data_url_bytes:
             return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
         form = aiohttp.FormData()
         form.add_field("content", data, filename="input.jpg", content_type="image/jpeg")
