@@ -350,6 +350,9 @@ class EmulatorServer:
             request[ROUTE_KEY] = route
             delay = self.faults.take_delay(route)
             if delay > 0:
+                # The request arrived whole; the answer is what is late (the job is created even if the
+                # client stops waiting).
+                await request.read()
                 await asyncio.sleep(delay)
             fault = self.faults.take_fault(route)
             if fault is not None and fault.reset is not None:

@@ -181,8 +181,7 @@ class JobEngine:
                     job.id,
                     job.submitting_to,
                 )
-                await self._end(job, JobState.FAILED, UNCONFIRMED)
-                self._spawn(self._deliver(job.id))
+                await self._end(job, JobState.FAILED, UNCONFIRMED)  # delivered with the other undelivered below
                 continue
             self.queue.push(job)
         for job in await self.jobs.undelivered():

@@ -306,11 +306,15 @@ async def test_request_errors(http: aiohttp.ClientSession, emulator: SegmindEmul
         assert response.content_type == "text/html"
 
 
-async def test_insufficient_credits_is_406(http: aiohttp.ClientSession, make_emulator: MakeEmulator) -> None:
+async def test_insufficient_credits_is_402_on_v2(http: aiohttp.ClientSession, make_emulator: MakeEmulator) -> None:
     emulator = await make_emulator(credits=0.01)
     first = await submit(http, emulator, redux(num_outputs=2))
     url = f"{emulator.base_url}/v2/flux-redux-schnell"
     async with http.post(url, json=redux(num_outputs=1), headers=KEY) as response:
+        assert response.status == 402  # "An empty balance is 402 on /v2 and 406 on /v1"
+        assert (await response.json())["error"].startswith("Insufficient credits")
+    v1 = f"{emulator.base_url}/v1/flux-redux-schnell"
+    async with http.post(v1, json=redux(num_outputs=1), headers=KEY) as response:
         assert response.status == 406
         assert (await response.json())["error"].startswith("Insufficient credits")
     await wait_done(http, emulator, first["request_id"])

@@ -134,7 +134,9 @@ async def test_redux_dev_sends_no_guidance_and_refuses_another(session, emulator
 
 @pytest.mark.parametrize("undocumented", ["honor", "ignore", "refuse"])
 @pytest.mark.parametrize(("aspect", "size"), [("3:2", (608, 416)), ("9:16", (384, 672))])
-async def test_schnell_sends_only_documented_fields(session, undocumented: str, aspect: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+async def test_schnell_sends_only_documented_fields(  # type: ignore[no-untyped-def]
+    session, undocumented: str, aspect: str, size: tuple[int, int]
+) -> None:
     async with OneMinEmulator(FAST, undocumented=undocumented) as emulator:  # type: ignore[arg-type]
         spec = imagine_spec(aspect_ratio=aspect, megapixels="0.25", output_format="png", seed=9)
         result = await finished(provider(session, emulator), spec, None)

@@ -107,7 +107,9 @@ async def test_a_redux_job_runs_to_images_whatever_the_response_url_answers_whil
 
 
 @pytest.mark.parametrize("pending", PENDING)
-async def test_the_response_url_read_early_is_not_ready_never_expired(session: aiohttp.ClientSession, pending: str) -> None:
+async def test_the_response_url_read_early_is_not_ready_never_expired(
+    session: aiohttp.ClientSession, pending: str
+) -> None:
     config = EmulatorConfig(latency_median=5.0, latency_sigma=0.0, queue_seconds=0.0)
     async with SegmindEmulator(config, pending_response=pending) as emulator:  # type: ignore[arg-type]
         adapter = provider(session, emulator)
@@ -127,9 +129,7 @@ async def test_a_restart_polls_the_urls_the_submit_gave(session: aiohttp.ClientS
     second = provider(session, emulator)  # a new process: nothing in memory
     result = await finish(second, Submission(submission.job_id, handle=stored), vary_spec())
     assert len(result.images) == 1
-    assert {r.path for r in emulator.requests if r.route == "status"} == {
-        f"/v2/requests/{submission.job_id}/status"
-    }
+    assert {r.path for r in emulator.requests if r.route == "status"} == {f"/v2/requests/{submission.job_id}/status"}
 
 
 async def test_the_image_is_uploaded_to_segmind_storage_once_and_sent_as_its_url(
