@@ -99,6 +99,7 @@ class PollPlanner:
             return max(0.0, first - elapsed)
         if elapsed < expect.late:
             # On a fixed grid from the first poll, so request round trips do not stretch the interval.
-            steps = math.floor((elapsed - first) / interval) + 1
+            # (A poll that lands on a grid point waits for the next one, rounding errors notwithstanding.)
+            steps = math.floor((elapsed - first) / interval + 1e-6) + 1
             return max(0.0, first + steps * interval - elapsed)
         return min(self.max_interval, max(interval, LATE_GROWTH * elapsed))

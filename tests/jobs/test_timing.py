@@ -1,0 +1,78 @@
+"""Poll timing follows the request budget's real headroom: fast while it has room, thrifty as it fills."""
+
+from __future__ import annotations
+
+import random
+
+from bot.core.requests import ImagineOptions
+from bot.jobs.gate import Headroom, ProviderGate
+from bot.jobs.timing import Expectation, PollPlanner
+
+PLANNER = PollPlanner(0.25, 30.0)
+# Learned from a lognormal with median 7.6 s: 40th, 80th and 95th percentiles.
+LEARNED = Expectation(median=7.6, soon=7.1, mostly=9.3, late=11.4, learned=True)
+
+
+def schedule(headroom: Headroom | None, *, until: float, expect: Expectation = LEARNED) -> list[float]:
+    """The moments the planner polls a job that is still running at `until`."""
+    moments: list[float] = []
+    elapsed = 0.0
+    while True:
+        elapsed += PLANNER.next_delay(elapsed=elapsed, expect=expect, polls=len(moments), headroom=headroom)
+        if elapsed > until:
+            return moments
+        moments.append(elapsed)
+
+
+def test_no_budget_polls_fast_from_the_40th_percentile() -> None:
+    moments = schedule(None, until=8.0)
+    assert moments[0] == 7.1 and [round(b - a, 2) for a, b in zip(moments, moments[1:], strict=False)] == [0.25] * 3
+
+
+def test_one_job_alone_under_the_default_budget_polls_fast() -> None:
+    # 50 requests a minute, two used, one job running: the budget has room, so no waiting to the 80th percentile.
+    calm = Headroom(spare=48, limit=50, rate=50 / 60, jobs=1)
+    assert calm.pressure == 0.0
+    assert schedule(calm, until=8.0) == schedule(None, until=8.0)
+
+
+def test_a_full_budget_waits_for_the_95th_percentile_and_shares_the_rate() -> None:
+    full = Headroom(spare=0, limit=50, rate=50 / 60, jobs=10)
+    assert full.pressure == 1.0
+    moments = schedule(full, until=40.0)
+    assert moments[0] == 11.4  # most jobs are done by the first poll: one status request each
+    assert moments[1] - moments[0] >= 10 / (50 / 60) - 1e-9  # each of 10 jobs takes a tenth of the rate
+
+
+def test_the_schedule_turns_thrifty_gradually() -> None:
+    firsts = [
+        schedule(Headroom(spare=spare, limit=50, rate=50 / 60, jobs=4), until=30.0)[0] for spare in (45, 25, 15, 5, 0)
+    ]
+    assert firsts == sorted(firsts) and firsts[0] == 7.1 and firsts[-1] == 11.4
+
+
+def test_a_long_job_is_not_polled_every_few_seconds_for_a_minute() -> None:
+    calm = Headroom(spare=48, limit=50, rate=50 / 60, jobs=1)
+    late = [moment for moment in schedule(calm, until=60.0) if moment > LEARNED.late]
+    assert len(late) <= 10  # every 3 s would be 16
+    gaps = [b - a for a, b in zip(late, late[1:], strict=False)]
+    assert gaps == sorted(gaps)  # spaced out with the job's age
+
+
+def test_an_unlearned_model_is_probed_more_coarsely() -> None:
+    spec = ImagineOptions.parse(prompt="x").resolve()
+    unlearned = PLANNER.expectation(spec, [])
+    moments = schedule(None, until=unlearned.median * 1.2, expect=unlearned)
+    assert moments[0] == unlearned.median * 0.9 and moments[1] - moments[0] > PLANNER.min_interval
+
+
+def test_the_gate_reports_its_headroom() -> None:
+    now = [0.0]
+    gate = ProviderGate(concurrency=4, rpm=50, clock=lambda: now[0])
+    assert ProviderGate(concurrency=4, rpm=None).headroom() is None
+    gate.take_slot()
+    headroom = gate.headroom()
+    assert headroom is not None and (headroom.spare, headroom.limit, headroom.jobs) == (50, 50, 1)
+    gate._sent.extend(random.Random(1).uniform(0, 30) for _ in range(45))
+    headroom = gate.headroom()
+    assert headroom is not None and headroom.spare == 5 and headroom.pressure == 1.0
