@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from bot.core.requests import ImagineOptions
@@ -26,7 +27,7 @@ def schedule(headroom: Headroom | None, *, until: float, expect: Expectation = L
 
 def test_no_budget_polls_fast_from_the_40th_percentile() -> None:
     moments = schedule(None, until=8.0)
-    assert moments[0] == 7.1 and [round(b - a, 2) for a, b in zip(moments, moments[1:], strict=False)] == [0.25] * 3
+    assert moments[0] == 7.1 and [round(b - a, 2) for a, b in itertools.pairwise(moments)] == [0.25] * 3
 
 
 def test_one_job_alone_under_the_default_budget_polls_fast() -> None:
@@ -55,7 +56,7 @@ def test_a_long_job_is_not_polled_every_few_seconds_for_a_minute() -> None:
     calm = Headroom(spare=48, limit=50, rate=50 / 60, jobs=1)
     late = [moment for moment in schedule(calm, until=60.0) if moment > LEARNED.late]
     assert len(late) <= 10  # every 3 s would be 16
-    gaps = [b - a for a, b in zip(late, late[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(late)]
     assert gaps == sorted(gaps)  # spaced out with the job's age
 
 
