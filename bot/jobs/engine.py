@@ -132,6 +132,7 @@ class JobEngine:
             progress=lambda job, progress: self._spawn(self._progress(job, progress)),
             transitioned=lambda job, state: self._log(job, state),
             expected=self._expected,
+            backlog=lambda: len(self.queue),
         )
 
     # ----------------------------------------------------------------- lifecycle

@@ -66,6 +66,7 @@ class ProviderRun:
         progress: Callable[[Job, Progress], None],
         transitioned: Callable[[Job, JobState], None],
         expected: dict[Any, float],
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.jobs = jobs
         self.pool = pool
@@ -77,6 +78,7 @@ class ProviderRun:
         self._progress = progress
         self._transitioned = transitioned
         self._expected = expected
+        self._backlog = backlog
 
     async def run(
         self, job: Job, slot: ProviderSlot, move: Callable[[ProviderSlot, ProviderSlot], None]

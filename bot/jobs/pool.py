@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.core.errors import ProviderError, ProviderPermanentError, ProviderTransientError
@@ -130,10 +130,12 @@ class ProviderPool:
             if not await record(attempt, slot):
                 raise JobCancelledError(job.id)
             try:
-                # The job's age counts from when the request left: the provider's clock starts no earlier,
-                # so polls are never late even when answers queue up behind a busy event loop.
-                sent_at = clock.now()
-                return slot, await self.once(slot, slot.provider.submit, job.spec, image), sent_at
+                # The job's age counts from when the request left (after any wait for the budget): the
+                # provider's clock starts no earlier, so polls are never late even when answers queue up.
+                before, real = clock.now(), datetime.now(UTC)
+                submission = await self.once(slot, slot.provider.submit, job.spec, image)
+                waited = (submission.sent_at - real) if submission.sent_at else timedelta(0)
+                return slot, submission, before + max(waited, timedelta(0))
             except ProviderTransientError as exc:
                 error: ProviderError = exc
                 retry_after = exc.retry_after

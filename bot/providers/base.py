@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -53,6 +54,8 @@ class Submission:
     job_id: str
     result: ProviderResult | None = None
     handle: dict[str, str] = field(default_factory=dict)
+    #: when the accepted request left (after any wait for the request budget): the job's age counts from it
+    sent_at: datetime | None = None
 
 
 class Provider(Protocol):

@@ -275,7 +275,7 @@ class EachlabsProvider:
         prediction_id = body.get("predictionID")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise ProviderOutcomeUnknownError("the create answer has no predictionID", provider=self.name)
-        return Submission(job_id=prediction_id)
+        return Submission(job_id=prediction_id, sent_at=answer.sent_at)
 
     async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         return self._status_from(await self._get(job_id))

@@ -26,6 +26,8 @@ class HttpAnswer:
     headers: dict[str, str]
     body: Any
     text: str
+    #: when the request left, after waiting for the request budget
+    sent_at: datetime | None = None
 
 
 class HttpClient:
@@ -60,6 +62,7 @@ class HttpClient:
     async def request(self, method: str, url: str, *, billable: bool = False, **kwargs: Any) -> HttpAnswer:
         if self.before_request is not None:
             await self.before_request()
+        sent_at = datetime.now(UTC)
         try:
             async with self.session.request(method, url, timeout=self.timeout, **kwargs) as response:
                 raw = await response.read()
@@ -95,7 +98,7 @@ class HttpClient:
                 body = json.loads(text)
             except ValueError:
                 body = None
-        return HttpAnswer(status=status, headers=headers, body=body, text=text)
+        return HttpAnswer(status=status, headers=headers, body=body, text=text, sent_at=sent_at)
 
     async def download(self, url: str, *, max_bytes: int, headers: dict[str, str] | None = None) -> bytes:
         """Fetch an output file (or decode a data URI), refusing anything larger than `max_bytes`."""

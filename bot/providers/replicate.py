@@ -270,13 +270,13 @@ class ReplicateProvider:
             raise ProviderOutcomeUnknownError("the create answer has no prediction id", provider=self.name)
         # Only `succeeded` carries outputs; anything else, `processing` on a waited create included, is polled.
         if body.get("status") != "succeeded":
-            return Submission(job_id=job_id)
+            return Submission(job_id=job_id, sent_at=answer.sent_at)
         try:
             result = await self._download(job_id, body, self._status_from(body))
         except ProviderError:
             # The prediction exists and is paid for: never let a download hiccup cause a second create.
-            return Submission(job_id=job_id)
-        return Submission(job_id=job_id, result=result)
+            return Submission(job_id=job_id, sent_at=answer.sent_at)
+        return Submission(job_id=job_id, result=result, sent_at=answer.sent_at)
 
     async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         return self._status_from(await self._get(job_id))

@@ -299,7 +299,7 @@ class SegmindProvider:
             for key in ("status_url", "response_url")
             if isinstance(value := answer.body.get(key), str) and value.startswith(("https://", "http://"))
         }
-        return Submission(job_id=request_id, handle=handle)
+        return Submission(job_id=request_id, handle=handle, sent_at=answer.sent_at)
 
     async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         status_url, _ = self._urls(job_id, handle)
