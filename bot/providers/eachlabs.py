@@ -42,8 +42,7 @@ from bot.core.errors import (
 )
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, error_text, output_urls, retry_after
-from bot.providers.replicate import used_seed
+from bot.providers.http import HttpAnswer, HttpClient, error_text, output_urls, retry_after, seed_from_logs
 
 # The FLUX models with a documented Eachlabs model page.
 MODELS: dict[ModelId, str] = {ModelId.REDUX_SCHNELL: "flux-redux-schnell", ModelId.SCHNELL: "flux-schnell"}
@@ -293,7 +292,9 @@ class EachlabsProvider:
         if status.state is not ProviderState.SUCCEEDED:
             raise ProviderTransientError(f"the result is not ready ({body.get('status')})", provider=self.name)
         images = await self.http.download_all(output_urls(body.get("output")), max_bytes=self.max_output_bytes)
-        return ProviderResult(images=images, inference_seconds=status.inference_seconds, seed=used_seed(body))
+        return ProviderResult(
+            images=images, inference_seconds=status.inference_seconds, seed=seed_from_logs(body.get("logs"))
+        )
 
     async def cancel(self, job_id: str) -> None:
         # The method is undocumented (only the URL appears in `urls.cancel`); POST is the Replicate convention.

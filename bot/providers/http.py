@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -180,6 +181,14 @@ def error_text(answer: HttpAnswer) -> str:
 
 
 _URL_KEYS = ("url", "uri", "image", "images", "output", "file", "files")
+# The FLUX cog prints the seed it used, which reaches a prediction's logs (cog-flux bfl_predictor.py).
+_SEED_LOG = re.compile(r"Using seed:\s*(\d+)")
+
+
+def seed_from_logs(logs: object) -> int | None:
+    """The seed the model printed (`Using seed: N`) into a prediction's logs, if it did."""
+    match = _SEED_LOG.search(logs) if isinstance(logs, str) else None
+    return int(match.group(1)) if match else None
 
 
 def output_urls(value: object) -> list[str]:

@@ -36,7 +36,7 @@ from bot.core.errors import (
 from bot.core.redux_input import compact_jpeg_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, output_urls, retry_after
+from bot.providers.http import HttpAnswer, HttpClient, output_urls, retry_after, seed_from_logs
 
 OWNER = "black-forest-labs"
 SLUGS: dict[ModelId, str] = {
@@ -56,7 +56,6 @@ _TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT_SECONDS = 60
 # "Request was throttled. Your rate limit resets in ~30s." (older wording: "Expected available in 30 seconds.")
 _RESET_IN = re.compile(r"(?:resets in|available in)\s*~?\s*(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
-_SEED_LOG = re.compile(r"Using seed:\s*(\d+)")
 #: "Data URLs are recommended only for files of 256 KB or less"
 MAX_DATA_URL_BYTES = 256 * 1024
 
@@ -228,7 +227,7 @@ class ReplicateProvider:
             images=images,
             inference_seconds=status.inference_seconds,
             queue_seconds=status.queue_seconds,
-            seed=used_seed(body),
+            seed=seed_from_logs(body.get("logs")),
         )
 
     async def _redux_image(self, image: bytes) -> str:
@@ -328,10 +327,3 @@ def _queue_seconds(body: dict[str, Any]) -> float | None:
 def _outputs(body: dict[str, Any]) -> list[str]:
     """`output` is a list of URLs (or data URIs) for these models; other shapes are read too."""
     return output_urls(body.get("output"))
-
-
-def used_seed(body: dict[str, Any]) -> int | None:
-    """The seed the cog printed (`Using seed: N`) into the prediction's logs, if it did."""
-    logs = body.get("logs")
-    match = _SEED_LOG.search(logs) if isinstance(logs, str) else None
-    return int(match.group(1)) if match else None
