@@ -17,8 +17,8 @@ DEFAULT_EXPECTED_SECONDS: dict[ModelId, float] = {
     ModelId.REDUX_DEV: 15.8,
     ModelId.SCHNELL: 10.1,
 }
-#: recent durations needed before their spread is trusted
-MIN_HISTORY = 5
+#: recent durations needed before their spread is trusted (until then, their median with a typical spread)
+MIN_HISTORY = 20
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
@@ -62,10 +62,10 @@ class PollPlanner:
 
     With room to spare (or no budget) the aim is a short detection delay: the first poll at the 45th
     percentile of recent durations, then one every `min_interval` on a fixed grid, so most jobs are seen
-    within one interval of finishing. As the budget fills the plan turns thrifty: the first poll moves
-    towards the 95th percentile (one status request for most jobs) and the interval towards each running
-    job's equal share of the rate, so the requests go to new jobs instead. Past the 95th percentile a job
-    is running long and polls space out with its age.
+    within one interval of finishing. As the budget fills the plan turns thrifty: the interval grows
+    towards each running job's equal share of the rate and, while jobs wait for the budget, the first
+    poll moves towards the 95th percentile (one status request for most jobs), so the requests go to new
+    jobs instead. Past the 95th percentile a job is running long and polls space out with its age.
     """
 
     min_interval: float
@@ -93,7 +93,10 @@ class PollPlanner:
         fast = self.min_interval
         share = headroom.share_interval if headroom is not None else 0.0
         interval = min(self.max_interval, max(fast, _between(fast, share, thrift)))
-        first = _between(expect.soon, max(expect.soon, expect.late), thrift)
+        # Only jobs waiting for the budget make it worth asking each running job once, late: then requests
+        # are throughput. Without a backlog, a full budget only spaces the polls out.
+        delay_first = thrift if headroom is not None and headroom.waiting else 0.0
+        first = _between(expect.soon, max(expect.soon, expect.late), delay_first)
         if polls == 0:
             return max(0.0, first - elapsed)
         if elapsed < expect.late:

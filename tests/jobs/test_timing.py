@@ -37,17 +37,26 @@ def test_one_job_alone_under_the_default_budget_polls_fast() -> None:
     assert schedule(calm, until=8.0) == schedule(None, until=8.0)
 
 
-def test_a_full_budget_waits_for_the_95th_percentile_and_shares_the_rate() -> None:
-    full = Headroom(spare=0, limit=50, rate=50 / 60, jobs=10)
+def test_a_full_budget_with_a_backlog_waits_for_the_95th_percentile_and_shares_the_rate() -> None:
+    full = Headroom(spare=0, limit=50, rate=50 / 60, jobs=10, waiting=30)
     assert full.pressure == 1.0
     moments = schedule(full, until=40.0)
     assert moments[0] == 11.4  # most jobs are done by the first poll: one status request each
     assert moments[1] - moments[0] >= 10 / (50 / 60) - 1e-9  # each of 10 jobs takes a tenth of the rate
 
 
+def test_a_full_budget_without_a_backlog_only_spaces_the_polls() -> None:
+    busy = Headroom(spare=2, limit=50, rate=50 / 60, jobs=1)
+    assert busy.pressure == 1.0
+    moments = schedule(busy, until=12.0)
+    assert moments[0] == 7.3  # early finishers are not made to wait for the 95th percentile
+    assert moments[1] - moments[0] >= 1 / (50 / 60) - 1e-9
+
+
 def test_the_schedule_turns_thrifty_gradually() -> None:
     firsts = [
-        schedule(Headroom(spare=spare, limit=50, rate=50 / 60, jobs=4), until=30.0)[0] for spare in (45, 25, 15, 5, 0)
+        schedule(Headroom(spare=spare, limit=50, rate=50 / 60, jobs=4, waiting=1), until=30.0)[0]
+        for spare in (45, 25, 15, 8, 0)
     ]
     assert firsts == sorted(firsts) and firsts[0] == 7.3 and firsts[-1] == 11.4
 
