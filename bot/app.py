@@ -30,8 +30,9 @@ from bot.providers.eachlabs import EachlabsProvider
 from bot.providers.onemin import OneMinProvider
 from bot.providers.replicate import ReplicateProvider
 from bot.providers.segmind import SegmindProvider
+from bot.redact import install as install_redaction
 from bot.services import Services
-from bot.settings import Settings
+from bot.settings import KNOWN_PROVIDERS, Settings
 from storage.db import Database
 from storage.gallery import GalleryRepo
 from storage.guilds import GuildRepo
@@ -44,6 +45,12 @@ from storage.preferences import PreferenceRepo
 
 if TYPE_CHECKING:
     from bot.client import FluxcordBot
+
+
+def protect_secrets(settings: Settings) -> None:
+    """Mask the Discord token and every provider key in every log line from now on (any logger, any handler)."""
+    token = settings.discord_token.get_secret_value() if settings.discord_token else None
+    install_redaction([token, *(settings.provider_key(name) for name in KNOWN_PROVIDERS)])
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -64,7 +71,13 @@ def build_provider(name: str, settings: Settings, http: aiohttp.ClientSession, k
     cap, timeout = settings.max_output_bytes, settings.request_timeout
     if name == "segmind":
         return SegmindProvider(
-            http, api_key=key, base_url=settings.segmind_base_url, timeout=timeout, max_output_bytes=cap
+            http,
+            api_key=key,
+            base_url=settings.segmind_base_url,
+            timeout=timeout,
+            max_output_bytes=cap,
+            upload_url=settings.segmind_upload_url or None,
+            image_input=settings.segmind_image_input,
         )
     if name == "replicate":
         return ReplicateProvider(
@@ -112,6 +125,7 @@ async def open_services(
 
     Without a `modlog_writer` (the command line) nothing is logged in mod-log channels.
     """
+    protect_secrets(settings)
     db = await Database.open(settings.database)
     try:
         async with aiohttp.ClientSession() as http:

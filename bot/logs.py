@@ -33,10 +33,17 @@ def configure_logging(level: str | int, *, verbose: bool = False, stream: TextIO
 
 def library_tracebacks_in_one_line(record: logging.LogRecord) -> bool:
     """A library's traceback (discord.py retrying a connection, say) becomes its last line; -v shows it whole."""
-    if record.exc_info and record.exc_info[1] is not None and record.name.split(".")[0] in QUIET_LIBRARIES:
+    if record.name.split(".")[0] not in QUIET_LIBRARIES:
+        return True
+    if record.exc_info and record.exc_info[1] is not None:
         error = record.exc_info[1]
-        record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
-        record.args = None
-        record.exc_info = None
-        record.exc_text = None
+        last = f"{type(error).__name__}: {error}"
+    elif record.exc_text:  # already rendered (and masked) when the record was made
+        last = record.exc_text.strip().splitlines()[-1]
+    else:
+        return True
+    record.msg = f"{record.getMessage()} ({last})"
+    record.args = None
+    record.exc_info = None
+    record.exc_text = None
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     segmind_base_url: str = "https://api.segmind.com"
     segmind_concurrency: int = Field(default=10, ge=1)
     segmind_rpm: int = Field(default=50, ge=1)
+    segmind_image_input: Literal["upload", "data-uri"] = "upload"
+    segmind_upload_url: str | None = None
     replicate_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("REPLICATE_API_TOKEN", "FLUXCORD_REPLICATE_API_KEY", "REPLICATE_API_TOKEN"),
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
     retry_max_delay: float = Field(default=60.0, ge=0)
     job_deadline: float = Field(default=900.0, gt=0, description="Seconds before a job is expired.")
     poll_min_interval: float = Field(default=0.25, gt=0)
-    poll_max_interval: float = Field(default=3.0, gt=0)
+    poll_max_interval: float = Field(default=30.0, gt=0)
     expected_seconds: dict[ModelId, float] = Field(
         default_factory=lambda: dict(DEFAULT_EXPECTED_SECONDS),
         description="How long each model takes until this deployment has its own history.",

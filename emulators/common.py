@@ -24,6 +24,8 @@ from emulators.sizes import Megapixels
 
 ANY_ROUTE = "any"
 OTHER_ROUTE = "other"
+#: in a fault's body, replaced by the API key the faulted request carried (a provider echoing a key back)
+API_KEY_PLACEHOLDER = "{api_key}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTE_KEY = web.RequestKey("route", str)
@@ -78,6 +80,23 @@ class Fault:
     headers: dict[str, str] | None = None
     #: a verbatim body (e.g. malformed JSON), sent instead of `body`
     raw: str | None = None
+    #: drop the connection without answering (the client sees a reset): "before" handling the request, or
+    #: "after" it (the job exists, its id never reaches the client)
+    reset: str | None = None
+
+    def echoing(self, key: str) -> Fault:
+        """This fault with every `{api_key}` in its body replaced by the key the request carried."""
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace(API_KEY_PLACEHOLDER, key)
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            return value
+
+        return Fault(self.status, self.remaining, self.route, fill(self.body), self.headers, fill(self.raw), self.reset)
 
 
 @dataclass(slots=True)
@@ -105,10 +124,11 @@ class FaultQueue:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         raw: str | None = None,
+        reset: str | None = None,
     ) -> None:
         if times < 1:
             raise ValueError("times must be at least 1")
-        self.faults.append(Fault(status, times, route, body, headers, raw))
+        self.faults.append(Fault(status, times, route, body, headers, raw, reset))
 
     def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
         if times < 1:
@@ -268,8 +288,16 @@ class EmulatorServer:
         headers: dict[str, str] | None = None,
         raw: str | None = None,
     ) -> None:
-        """Answer the next `times` matching requests with `status` (body defaults to `{"error": phrase}`)."""
+        """Answer the next `times` matching requests with `status` (body defaults to `{"error": phrase}`).
+
+        `{api_key}` anywhere in `body` or `raw` is replaced by the key the request carried.
+        """
         self.faults.fail_next(status, times=times, route=route, body=body, headers=headers, raw=raw)
+
+    def reset_next(self, *, times: int = 1, route: str = ANY_ROUTE, after: bool = False) -> None:
+        """Drop the connection of the next `times` matching requests without an answer: before handling them,
+        or (`after`) once handled, so a submit is accepted but its answer never arrives."""
+        self.faults.fail_next(0, times=times, route=route, reset="after" if after else "before")
 
     def delay_next(self, seconds: float, *, times: int = 1, route: str = ANY_ROUTE) -> None:
         """Sleep `seconds` (real time) before answering the next `times` matching requests."""
@@ -296,6 +324,10 @@ class EmulatorServer:
         """Return a refusal, or None when the caller may proceed."""
         return None
 
+    def presented_key(self, request: web.Request) -> str:
+        """The API key a request carried, as the provider reads it ("" when none)."""
+        return ""
+
     def rate_limit_response(self, retry_in: float) -> web.Response:
         return json_error(429, "Rate limit exceeded")
 
@@ -307,21 +339,36 @@ class EmulatorServer:
         body = fault.body if fault.body is not None else {"error": _phrase(fault.status)}
         return web.json_response(body, status=fault.status, headers=fault.headers)
 
-    def handler(self, route: str, inner: Handler, *, api: bool = True) -> Handler:
-        """Wrap a route: label it, then apply delays, faults and, for API routes, auth and the RPM limit."""
+    def handler(self, route: str, inner: Handler, *, api: bool = True, limited: bool | None = None) -> Handler:
+        """Wrap a route: label it, then apply delays, faults and, for API routes, auth and the RPM limit.
+
+        `limited=False` authenticates an API route without counting it against `rpm` (another service).
+        """
+        limited = api if limited is None else limited
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
             request[ROUTE_KEY] = route
             delay = self.faults.take_delay(route)
             if delay > 0:
+                # The request arrived whole; the answer is what is late (the job is created even if the
+                # client stops waiting).
+                await request.read()
                 await asyncio.sleep(delay)
             fault = self.faults.take_fault(route)
+            if fault is not None and fault.reset is not None:
+                await request.read()
+                if fault.reset == "after":
+                    await inner(request)
+                if request.transport is not None:
+                    request.transport.abort()
+                raise web.HTTPServiceUnavailable()
             if fault is not None:
-                return self.fault_response(fault)
+                return self.fault_response(fault.echoing(self.presented_key(request)))
             if api:
                 refusal = self.authenticate(request)
                 if refusal is not None:
                     return refusal
+            if limited:
                 retry_in = self.limiter.acquire(self.now())
                 if retry_in is not None:
                     return self.rate_limit_response(retry_in)

@@ -1,4 +1,4 @@
-"""A loopback emulator of Eachlabs' prediction API (create, get, cancel, the sync `run`) for flux-redux-schnell."""
+"""A loopback emulator of Eachlabs' prediction API (create, get, cancel, the sync `run`) and its upload flow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, cast
 
 from aiohttp import web
 from PIL import Image
@@ -31,10 +32,14 @@ from emulators.common import (
 )
 from emulators.sizes import ASPECT_RATIOS, AspectRatio, output_size
 
-MODELS: Final = ("flux-redux-schnell",)
+REDUX_SCHNELL: Final = "flux-redux-schnell"
+SCHNELL: Final = "flux-schnell"
+MODELS: Final = (REDUX_SCHNELL, SCHNELL)
 # Dollars per execution (not per image), as the model page lists it.
 PRICE: Final = 0.003
-ROUTES: Final = ("create", "run", "get", "cancel", "file")
+ROUTES: Final = ("create", "run", "get", "cancel", "file", "presign", "put", "upload")
+SIGNATURE_ERROR: Final = "SignatureDoesNotMatch: a required header is missing or was changed"
+OutputShape = Literal["list", "string", "object"]
 
 STARTING: Final = "starting"
 PROCESSING: Final = "processing"
@@ -70,7 +75,7 @@ class Prediction:
     failed_status: str = FAILED
     cancelled_at: float | None = None
     expired: bool = False
-    #: always None (this model takes no prompt); here so `render_output` can read it
+    #: flux-schnell's prompt (None for Redux), read by `render_output`
     prompt: str | None = None
 
     @property
@@ -119,19 +124,23 @@ def _choice(inputs: dict[str, Any], name: str, default: str, allowed: tuple[str,
     return read_choice({name: None if value == "" else value}, name, default, allowed)
 
 
-def _decode_image(value: object) -> bytes:
+def _decode_image(value: object, uploads: dict[str, bytes]) -> bytes:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("redux_image is required")
     text = value.strip()
     if text.startswith(("http://", "https://")):
-        raise InvalidInput("redux_image: the image URL could not be downloaded")
-    header, sep, payload = text.partition(",")
-    if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
-        raise InvalidInput("redux_image must be a URL or a base64 image data URI")
-    try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("redux_image is not valid base64") from None
+        stored = uploads.get(text)
+        if stored is None:
+            raise InvalidInput("redux_image: the image URL could not be downloaded")
+        data = stored
+    else:
+        header, sep, payload = text.partition(",")
+        if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
+            raise InvalidInput("redux_image must be a URL or a base64 image data URI")
+        try:
+            data = base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput("redux_image is not valid base64") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (64, 64))
@@ -141,7 +150,7 @@ def _decode_image(value: object) -> bytes:
     return data
 
 
-def _plan(inputs: dict[str, Any]) -> Plan:
+def _plan(model: str, inputs: dict[str, Any], uploads: dict[str, bytes]) -> Plan:
     aspect = _choice(inputs, "aspect_ratio", "1:1", ASPECT_RATIOS)
     megapixels = read_megapixels(inputs.get("megapixels"))
     count = _int(inputs, "num_outputs", 1, 1, 4)
@@ -150,10 +159,19 @@ def _plan(inputs: dict[str, Any]) -> Plan:
     quality = _int(inputs, "output_quality", 80, 0, 100)
     seed = _int(inputs, "seed", 0, 0, 2**32 - 1)
     safety = not _bool(inputs, "disable_safety_checker")
-    source = _decode_image(inputs.get("redux_image"))
     width, height = output_size(cast(AspectRatio, aspect), megapixels)
+    prompt: str | None = None
+    source: bytes | None = None
+    if model == SCHNELL:
+        prompt = inputs.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidInput("prompt is required")
+        if "go_fast" in inputs:
+            _bool(inputs, "go_fast")
+    else:
+        source = _decode_image(inputs.get("redux_image"), uploads)
     # The cog treats a falsy seed (None or 0) as "pick one".
-    return Plan(width, height, count, output_format, quality, seed or None, safety, source)
+    return Plan(width, height, count, output_format, quality, seed or None, safety, source, prompt)
 
 
 def _rate_headers(limit: int | None, seconds_from_now: float) -> dict[str, str]:
@@ -169,10 +187,13 @@ def _rate_headers(limit: int | None, seconds_from_now: float) -> dict[str, str]:
 
 
 class EachlabsEmulator(ProviderEmulator):
-    """Eachlabs on loopback: `/v1/prediction` create, get, cancel and run, plus `/files/...` outputs.
+    """Eachlabs on loopback: `/v1/prediction` create, get, cancel and run, `/files/...` outputs, and the
+    upload flow (`/v1/upload/presign`, a PUT to `/storage/...`, the file at its `public_url`).
 
     `numbers_as_strings` sends metrics as strings like the real API; `failed_status` picks between the
-    documented `failed` and the sample code's `error`; `output_list=False` gives a bare URL for one output.
+    documented `failed` and the sample code's `error`; `output_shape` is how `output` arrives ("list", a
+    "string" URL for one output, or an "object" `{"images": [...]}`); `seed_logs` puts the cog's
+    `Using seed: N` into a succeeded prediction's `logs` (the docs show `"logs": null`).
     """
 
     def __init__(
@@ -181,15 +202,20 @@ class EachlabsEmulator(ProviderEmulator):
         *,
         numbers_as_strings: bool = True,
         failed_status: str = FAILED,
-        output_list: bool = True,
+        output_shape: OutputShape = "list",
+        seed_logs: bool = False,
     ) -> None:
         super().__init__(config)
         if failed_status not in (FAILED, "error"):
             raise ValueError("failed_status must be 'failed' or 'error'")
         self.numbers_as_strings = numbers_as_strings
         self.failed_status = failed_status
-        self.output_list = output_list
+        self.output_shape = output_shape
+        self.seed_logs = seed_logs
         self.predictions: dict[str, Prediction] = {}
+        #: presigned upload id → the public URL it fills; uploaded files by public URL
+        self.pending_uploads: dict[str, str] = {}
+        self.uploads: dict[str, bytes] = {}
         self.balance: float | None = self.config.credits
 
     # -- test-facing controls --------------------------------------------------------------------
@@ -209,6 +235,12 @@ class EachlabsEmulator(ProviderEmulator):
         router.add_get("/v1/prediction/{id}", self.handler("get", self._get))
         router.add_post("/v1/prediction/{id}/cancel", self.handler("cancel", self._cancel))
         router.add_get("/files/{id}/{name}", self.handler("file", self._file, api=False))
+        router.add_post("/v1/upload/presign", self.handler("presign", self._presign))
+        router.add_put("/storage/{id}", self.handler("put", self._put, api=False))
+        router.add_get("/cdn/uploads/{name}", self.handler("upload", self._uploaded, api=False))
+
+    def presented_key(self, request: web.Request) -> str:
+        return request.headers.get("X-API-Key", "")
 
     def authenticate(self, request: web.Request) -> web.Response | None:
         # Header names are case-insensitive, which covers both documented spellings (X-API-Key, X-API-KEY).
@@ -250,7 +282,7 @@ class EachlabsEmulator(ProviderEmulator):
         if not isinstance(inputs, dict):
             return web.json_response({"error": INVALID_INPUT, "details": "input must be an object"}, status=400)
         try:
-            plan = await asyncio.to_thread(_plan, inputs)
+            plan = await asyncio.to_thread(_plan, str(model), inputs, dict(self.uploads))
         except InvalidInput as exc:
             return web.json_response({"error": INVALID_INPUT, "details": exc.message}, status=400)
         if self.balance is not None and self.balance + 1e-9 < PRICE:
@@ -280,6 +312,7 @@ class EachlabsEmulator(ProviderEmulator):
             error=error,
             cost=cost,
             source=plan.source,
+            prompt=plan.prompt,
             failed_status=self.failed_status,
         )
         self.predictions[prediction.id] = prediction
@@ -296,11 +329,13 @@ class EachlabsEmulator(ProviderEmulator):
         rounded = round(value, 3)
         return f"{rounded:g}" if self.numbers_as_strings else rounded
 
-    def _output(self, prediction: Prediction) -> str | list[str]:
+    def _output(self, prediction: Prediction) -> str | list[str] | dict[str, Any]:
         urls = [
             f"{self.base_url}/files/{prediction.id}/out-{index}.{prediction.output_format}" for index in prediction.kept
         ]
-        return urls[0] if len(urls) == 1 and not self.output_list else urls
+        if self.output_shape == "object":
+            return {"images": urls}
+        return urls[0] if len(urls) == 1 and self.output_shape == "string" else urls
 
     def _view(self, prediction: Prediction) -> dict[str, Any]:
         status = prediction.status_at(self.now())
@@ -319,6 +354,8 @@ class EachlabsEmulator(ProviderEmulator):
                 "predict_time": self._number(prediction.inference_time),
                 "cost": self._number(prediction.cost),
             }
+            if self.seed_logs:
+                body["logs"] = f"Using seed: {prediction.seed}\n"
         elif status == prediction.failed_status:
             body["error"] = prediction.error
             body["logs"] = f"Using seed: {prediction.seed}\n{prediction.error}"
@@ -371,6 +408,44 @@ class EachlabsEmulator(ProviderEmulator):
             return web.json_response({"status": "success", "message": "Prediction cancelled successfully"})
         # Cancelling a finished prediction changes nothing and is not an error.
         return web.json_response({"status": "success", "message": f"Prediction already {found.status_at(now)}"})
+
+    async def _presign(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "Request body is not valid JSON")
+        content_type = body.get("content_type") if isinstance(body, dict) else None
+        if not isinstance(content_type, str) or not content_type:
+            return json_error(400, "content_type is required")
+        upload_id = random_uuid(self.rng)
+        extension = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}.get(content_type, "bin")
+        public = f"{self.base_url}/cdn/uploads/{upload_id}.{extension}"
+        self.pending_uploads[upload_id] = public
+        return web.json_response(
+            {
+                "id": upload_id,
+                "presigned_url": f"{self.base_url}/storage/{upload_id}?X-Amz-Signature={upload_id[:8]}",
+                "public_url": public,
+                "expires_at": datetime.now(UTC).isoformat(),
+                "required_headers": {"x-amz-meta-file-id": upload_id},
+            }
+        )
+
+    async def _put(self, request: web.Request) -> web.StreamResponse:
+        upload_id = request.match_info["id"]
+        public = self.pending_uploads.get(upload_id)
+        if public is None:
+            return json_error(404, "NoSuchUpload")
+        if request.headers.get("x-amz-meta-file-id") != upload_id:
+            return json_error(403, SIGNATURE_ERROR)
+        self.uploads[public] = await request.read()
+        return web.Response(status=200)
+
+    async def _uploaded(self, request: web.Request) -> web.StreamResponse:
+        data = self.uploads.get(f"{self.base_url}/cdn/uploads/{request.match_info['name']}")
+        if data is None:
+            return json_error(404, "Not Found")
+        return web.Response(body=data, content_type="image/jpeg")
 
     def _refund(self, prediction: Prediction) -> None:
         if self.balance is not None:

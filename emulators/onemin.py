@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 from aiohttp import BodyPartReader, web
 from PIL import Image
@@ -42,13 +42,14 @@ SCHNELL: Final = "black-forest-labs/flux-schnell"
 FEATURES: Final[dict[str, str]] = {REDUX_SCHNELL: VARIATOR, REDUX_DEV: VARIATOR, SCHNELL: GENERATOR}
 # 1min.ai credits per generated image. Not published; made up so the balance knob has something to count.
 CREDITS_PER_IMAGE: Final[dict[str, int]] = {REDUX_SCHNELL: 100, REDUX_DEV: 800, SCHNELL: 100}
-ROUTES: Final = ("asset", "features", "file")
+ROUTES: Final = ("asset", "features", "file", "presigned")
 SCHNELL_RATIOS: Final = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:5", "5:4", "custom")
 FORMATS: Final = ("webp", "jpg", "png")
 # Bounds for flux-schnell's `custom` width/height: undocumented, chosen to cover every size Fluxcord asks for.
 CUSTOM_MIN, CUSTOM_MAX, CUSTOM_STEP = 256, 2048, 16
 
 AUTH_ERROR: Final = "Unauthorized: invalid or missing API key"
+ACCESS_DENIED: Final = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
 MAX_ASSET_BYTES: Final = 20 * 1024 * 1024
 # Uploaded assets kept in memory (rendered outputs are cached up to FILE_CACHE_SIZE).
 ASSET_CACHE_SIZE: Final = 256
@@ -74,6 +75,8 @@ def _stamp(moment: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class _Plan(Plan):
     image_path: str | None = None
+    #: flux-schnell's fp8 mode: "outputs will not be deterministic when this is enabled, even if you set a seed"
+    go_fast: bool = False
 
 
 @dataclass
@@ -97,6 +100,8 @@ class Record:
     inference_time: float
     source: bytes | None = field(default=None, repr=False)
     prompt: str | None = None
+    #: what the pixels come from: the seed, or (with go_fast) the seed and chance
+    render_seed: int = 0
 
 
 # 1min.ai types these fields as numbers and booleans; unlike Eachlabs, strings are refused.
@@ -125,10 +130,22 @@ def _plan_variator(model: str, values: dict[str, Any]) -> _Plan:
     return _Plan(width, height, count, output_format, quality, seed or None, safety, image_path=image_url.strip())
 
 
-def _plan_generator(values: dict[str, Any]) -> _Plan:
+# flux-schnell fields 1min.ai's page does not list: what the model does with them is unknown.
+UNDOCUMENTED_SCHNELL: Final = ("num_outputs", "format", "width", "height")
+Undocumented = Literal["honor", "ignore", "refuse"]
+
+
+def _plan_generator(values: dict[str, Any], undocumented: Undocumented = "honor") -> _Plan:
     prompt = values.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidInput("prompt is required")
+    extra = [name for name in UNDOCUMENTED_SCHNELL if name in values]
+    if extra and undocumented == "refuse":
+        raise InvalidInput(f"unknown parameter(s): {', '.join(extra)}")
+    if undocumented == "ignore":
+        values = {name: value for name, value in values.items() if name not in UNDOCUMENTED_SCHNELL}
+        if values.get("aspect_ratio") == "custom":
+            values["aspect_ratio"] = None
     aspect = read_choice(values, "aspect_ratio", "1:1", SCHNELL_RATIOS)
     megapixels = read_megapixels(values.get("megapixels"))
     if aspect == "custom":
@@ -144,10 +161,10 @@ def _plan_generator(values: dict[str, Any]) -> _Plan:
     output_format = read_choice(values, "format", "webp", FORMATS)
     quality = _int(values, "output_quality", 80, 0, 100)
     _int(values, "num_inference_steps", 4, 1, 4)
-    read_bool(values, "go_fast", True)
+    go_fast = read_bool(values, "go_fast", True)
     seed = _int(values, "seed", 0, 0, 2**32 - 1)
     safety = not read_bool(values, "disable_safety_checker")
-    return _Plan(width, height, count, output_format, quality, seed or None, safety, prompt=prompt)
+    return _Plan(width, height, count, output_format, quality, seed or None, safety, prompt=prompt, go_fast=go_fast)
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:
@@ -157,9 +174,12 @@ def _retry_headers(seconds: float) -> dict[str, str]:
 class OneMinEmulator(ProviderEmulator):
     """1min.ai on loopback: `POST /api/assets`, a blocking `POST /api/features`, files under `asset_prefix`.
 
-    `asset_prefix` is the path standing in for https://asset.1min.ai; `temporary_url` adds a signed-looking
-    absolute URL of the first output; `failed_as_record` reports model failures as a 200 with a FAILED
-    record instead of an HTTP 500.
+    `asset_prefix` is the path standing in for https://asset.1min.ai; `temporary_url` adds a presigned URL
+    of the first output under `/s3/...` (the docs show one on s3.amazonaws.com); `asset_host` is whether the
+    bare asset host serves output files ("serve") or refuses them like a private bucket ("403");
+    `failed_as_record` reports model failures as a 200 with a FAILED record instead of an HTTP 500;
+    `undocumented` is what flux-schnell does with fields its page does not list (num_outputs, format,
+    width, height): "honor" them, "ignore" them, or "refuse" the call.
     """
 
     def __init__(
@@ -168,7 +188,9 @@ class OneMinEmulator(ProviderEmulator):
         *,
         asset_prefix: str = "/asset",
         temporary_url: bool = True,
+        asset_host: Literal["serve", "403"] = "serve",
         failed_as_record: bool = False,
+        undocumented: Undocumented = "honor",
     ) -> None:
         super().__init__(config)
         prefix = "/" + asset_prefix.strip("/")
@@ -176,7 +198,9 @@ class OneMinEmulator(ProviderEmulator):
             raise ValueError("asset_prefix must name a path, e.g. /asset")
         self.asset_prefix = prefix
         self.temporary_url = temporary_url
+        self.asset_host = asset_host
         self.failed_as_record = failed_as_record
+        self.undocumented = undocumented
         self.records: dict[str, Record] = {}
         #: asset key → (bytes, MIME type)
         self.assets: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
@@ -196,6 +220,10 @@ class OneMinEmulator(ProviderEmulator):
         router.add_post("/api/assets", self.handler("asset", self._upload))
         router.add_post("/api/features", self.handler("features", self._features))
         router.add_get(self.asset_prefix + "/{path:.+}", self.handler("file", self._file, api=False))
+        router.add_get("/s3/{path:.+}", self.handler("presigned", self._presigned, api=False))
+
+    def presented_key(self, request: web.Request) -> str:
+        return request.headers.get("API-KEY", "")
 
     def authenticate(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("API-KEY", "").strip()
@@ -297,7 +325,7 @@ class OneMinEmulator(ProviderEmulator):
         if not isinstance(values, dict):
             return web.json_response(error_body("Invalid promptObject", ["promptObject is required"]), status=422)
         try:
-            plan = _plan_variator(model, values) if feature == VARIATOR else _plan_generator(values)
+            plan = _plan_variator(model, values) if feature == VARIATOR else _plan_generator(values, self.undocumented)
         except InvalidInput as exc:
             return web.json_response(error_body("Invalid promptObject", [exc.message]), status=422)
         source: bytes | None = None
@@ -347,6 +375,7 @@ class OneMinEmulator(ProviderEmulator):
         self, feature: str, model: str, prompt_object: dict[str, Any], plan: _Plan, source: bytes | None
     ) -> Record:
         error, kept, latency, seed = self.decide(self.take_outcome(), plan)
+        render_seed = seed + self.rng.randrange(1, 2**16) * 65536 if plan.go_fast else seed
         record_id = random_uuid(self.rng)
         stamp = _stamp(datetime.now(UTC))
         paths = tuple(f"images/{stamp}_{record_id[:8]}_out-{i}.{plan.output_format}" for i in kept)
@@ -368,6 +397,7 @@ class OneMinEmulator(ProviderEmulator):
             inference_time=latency,
             source=source,
             prompt=plan.prompt,
+            render_seed=render_seed,
         )
 
     def _view(self, record: Record) -> dict[str, Any]:
@@ -385,7 +415,8 @@ class OneMinEmulator(ProviderEmulator):
             view["error"] = record.error
         elif self.temporary_url and record.paths:
             view["temporaryUrl"] = (
-                f"{self.asset_base_url}/{record.paths[0]}?X-Amz-Expires=3600&X-Amz-Signature={uuid.uuid4().hex}"
+                f"{self.base_url}/s3/asset.1min.ai/{record.paths[0]}"
+                f"?X-Amz-Expires=604800&X-Amz-Signature={uuid.uuid4().hex}"
             )
         return view
 
@@ -395,7 +426,7 @@ class OneMinEmulator(ProviderEmulator):
         # Rendered before answering: the call is synchronous, so the files exist when the paths are handed out.
         await asyncio.gather(
             *(
-                self._files.get(path, partial(render_output, record, record.seed, index))
+                self._files.get(path, partial(render_output, record, record.render_seed, index))
                 for index, path in zip(record.kept, record.paths, strict=True)
             )
         )
@@ -403,7 +434,17 @@ class OneMinEmulator(ProviderEmulator):
             self._outputs[path] = (record.uuid, index)
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
-        path = request.match_info["path"]
+        if self.asset_host == "403":
+            return web.Response(status=403, text=ACCESS_DENIED, content_type="application/xml")
+        return await self._serve(request.match_info["path"])
+
+    async def _presigned(self, request: web.Request) -> web.StreamResponse:
+        if "X-Amz-Signature" not in request.query:
+            return web.Response(status=403, text=ACCESS_DENIED, content_type="application/xml")
+        path = request.match_info["path"].removeprefix("asset.1min.ai/")
+        return await self._serve(path)
+
+    async def _serve(self, path: str) -> web.StreamResponse:
         asset = self.assets.get(path)
         if asset is not None:
             return web.Response(body=asset[0], content_type=asset[1])
@@ -412,7 +453,7 @@ class OneMinEmulator(ProviderEmulator):
             return error_response(404, "Not Found")
         record_id, index = owner
         record = self.records[record_id]
-        return await self.serve_file(path, record, record.seed, index)
+        return await self.serve_file(path, record, record.render_seed, index)
 
 
 def _image_kind(data: bytes) -> str:

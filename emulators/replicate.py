@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Final, Literal, cast
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from PIL import Image
 
 from emulators.common import FILE_CACHE_SIZE as FILE_CACHE_SIZE
@@ -26,6 +26,7 @@ from emulators.common import (
     ProviderEmulator,
     SlidingWindowLimiter,
     output_index,
+    random_uuid,
     render_output,
 )
 from emulators.common import Outcome as Outcome
@@ -42,7 +43,7 @@ MODELS: Final = (REDUX_SCHNELL, REDUX_DEV, SCHNELL)
 VERSIONS: Final[dict[str, str]] = {model: hashlib.sha256(model.encode()).hexdigest() for model in MODELS}
 # Dollars per output image, from Replicate's price table.
 PRICES: Final[dict[str, float]] = {REDUX_SCHNELL: 0.003, REDUX_DEV: 0.025, SCHNELL: 0.003}
-ROUTES: Final = ("create", "get", "cancel", "file", "account")
+ROUTES: Final = ("create", "get", "cancel", "file", "account", "upload")
 
 STARTING: Final = "starting"
 PROCESSING: Final = "processing"
@@ -212,14 +213,17 @@ class _Validator:
         return cast(str | None, self.typed(name, "string"))
 
 
-def _decode_image(value: str) -> bytes | str:
-    """The image bytes of a data URI, or the error the prediction fails with."""
+def _decode_image(value: str, files: dict[str, bytes]) -> bytes | str:
+    """The image bytes of a data URI or of a file uploaded here, or the error the prediction fails with."""
     text = value.strip()
-    if not text.startswith("data:"):
-        return URL_INPUT_ERROR
-    header, sep, payload = text.partition(",")
     try:
-        data = base64.b64decode("".join(payload.split()), validate=True) if sep and ";base64" in header else b""
+        if text in files:
+            data = files[text]
+        elif text.startswith("data:"):
+            header, sep, payload = text.partition(",")
+            data = base64.b64decode("".join(payload.split()), validate=True) if sep and ";base64" in header else b""
+        else:
+            return URL_INPUT_ERROR
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (64, 64))
             image.load()
@@ -228,7 +232,7 @@ def _decode_image(value: str) -> bytes | str:
     return data
 
 
-def _plan(model: str, values: dict[str, Any]) -> _Plan:
+def _plan(model: str, values: dict[str, Any], files: dict[str, bytes]) -> _Plan:
     """Validate `input` for `model` (raising `_Invalid`) and decide what the prediction renders."""
     check = _Validator(values)
     schnell = model == SCHNELL
@@ -259,7 +263,7 @@ def _plan(model: str, values: dict[str, Any]) -> _Plan:
         cast(int | None, seed) or None,
         safety,
         go_fast=go_fast,
-        image=_decode_image(image) if image is not None else None,
+        image=_decode_image(image, files) if image is not None else None,
         prompt=prompt,
     )
 
@@ -284,7 +288,9 @@ class ReplicateEmulator(ProviderEmulator):
     """Replicate on loopback: create (by model or version, `Prefer: wait`), get, cancel, authenticated outputs.
 
     `output_mode="data"` answers outputs as data URIs instead of URLs served under `/delivery/...`;
-    `create_rpm` adds Replicate's separate, lower limit on creates on top of `config.rpm`.
+    `create_rpm` adds Replicate's separate, lower limit on creates on top of `config.rpm`;
+    `data_url_limit` refuses data URLs larger than that many bytes (Replicate recommends them only up to
+    256 KB, without saying what happens above); files uploaded to `POST /v1/files` are model inputs by URL.
     """
 
     default_failure = DEFAULT_FAILURE
@@ -295,9 +301,13 @@ class ReplicateEmulator(ProviderEmulator):
         *,
         output_mode: Literal["url", "data"] = "url",
         create_rpm: int | None = None,
+        data_url_limit: int | None = None,
     ) -> None:
         super().__init__(config)
         self.output_mode = output_mode
+        self.data_url_limit = data_url_limit
+        #: uploaded files by their `urls.get`
+        self.files: dict[str, bytes] = {}
         self.create_limiter = SlidingWindowLimiter(create_rpm, self.config.scaled(60.0))
         self.predictions: dict[str, EmulatedPrediction] = {}
         self.balance: float | None = self.config.credits
@@ -318,6 +328,44 @@ class ReplicateEmulator(ProviderEmulator):
         router.add_post("/v1/predictions/{id}/cancel", self.handler("cancel", self._cancel))
         router.add_get("/delivery/{id}/{name}", self.handler("file", self._file, api=False))
         router.add_get("/v1/account", self.handler("account", self._account))
+        router.add_post("/v1/files", self.handler("upload", self._upload))
+
+    def presented_key(self, request: web.Request) -> str:
+        return request.headers.get("Authorization", "").partition(" ")[2].strip()
+
+    def _check_data_url(self, value: object) -> None:
+        if (
+            self.data_url_limit is not None
+            and isinstance(value, str)
+            and value.startswith("data:")
+            and len(value.partition(",")[2]) * 3 // 4 > self.data_url_limit
+        ):
+            raise _Invalid([("input.redux_image", "size", "the data URL is too large; upload the file instead")])
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/files` (multipart `content`): the file object, whose `urls.get` is usable as an input."""
+        if not request.content_type.startswith("multipart/"):
+            return problem(400, "Bad request", "expected multipart/form-data with a `content` file")
+        reader = await request.multipart()
+        data: bytes | None = None
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == "content":
+                data = bytes(await part.read(decode=False))
+        if data is None:
+            return problem(400, "Bad request", "content is required")
+        file_id = random_uuid(self.rng).replace("-", "")
+        url = f"{self.base_url}/v1/files/{file_id}"
+        self.files[url] = data
+        return web.json_response(
+            {
+                "id": file_id,
+                "name": "input.jpg",
+                "content_type": "image/jpeg",
+                "size": len(data),
+                "urls": {"get": url},
+            },
+            status=201,
+        )
 
     def authenticate(self, request: web.Request) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -396,7 +444,8 @@ class ReplicateEmulator(ProviderEmulator):
         if retry_in is not None:
             return throttled(retry_in)
         try:
-            plan = await asyncio.to_thread(_plan, model, values)
+            self._check_data_url(values.get("redux_image"))
+            plan = await asyncio.to_thread(_plan, model, values, dict(self.files))
         except _Invalid as exc:
             detail = "".join(f"- {name}: {description}\n" for name, _, description in exc.problems)
             fields = [{"type": kind, "field": name, "description": text} for name, kind, text in exc.problems]

@@ -6,11 +6,12 @@ import asyncio
 import base64
 import binascii
 import io
+import json
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 from aiohttp import web
 from PIL import Image
@@ -119,12 +120,17 @@ def _seed(body: dict[str, Any]) -> int | None:
     return value
 
 
-def _decode_image(value: object) -> bytes:
+def _decode_image(value: object, inputs: Inputs) -> bytes:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("redux_image is Mandatory and must be string")
     text = value.strip()
     if text.startswith(("http://", "https://")):
-        raise InvalidInput("redux_image: the image URL could not be downloaded")
+        stored = inputs.assets.get(text)
+        if stored is None:
+            raise InvalidInput("redux_image: the image URL could not be downloaded")
+        return stored
+    if not inputs.inline:
+        raise InvalidInput("redux_image must be a URI of an image the model can download")
     payload = text
     if text.startswith("data:"):
         header, sep, payload = text.partition(",")
@@ -143,7 +149,16 @@ def _decode_image(value: object) -> bytes:
     return data
 
 
-def _plan_redux(slug: str, body: dict[str, Any]) -> Plan:
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """How `redux_image` is read: the images uploaded to this emulator's storage (by URL), and whether an
+    inline data URI or raw base64 is accepted too."""
+
+    assets: dict[str, bytes]
+    inline: bool = True
+
+
+def _plan_redux(slug: str, body: dict[str, Any], inputs: Inputs) -> Plan:
     dev = slug == REDUX_DEV
     if body.get("redux_image") is None:
         raise InvalidInput("redux_image is Mandatory and must be string")
@@ -157,10 +172,21 @@ def _plan_redux(slug: str, body: dict[str, Any]) -> Plan:
     quality = read_int(body, "output_quality", 80, 0, 100)
     seed = _seed(body)
     safety = not read_bool(body, "disable_safety_checker")
-    source = _decode_image(body.get("redux_image"))
+    source = _decode_image(body.get("redux_image"), inputs)
     width, height = output_size(cast(AspectRatio, aspect), megapixels)
     # The cog treats a falsy seed (None or 0) as "pick one".
     return Plan(width, height, count, output_format, quality, seed or None, safety, source=source)
+
+
+def _image_extension(data: bytes) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (64, 64))
+            image.load()
+            kind = str(image.format)
+    except Exception:
+        raise ValueError("not an image") from None
+    return {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(kind, "img")
 
 
 def _plan_schnell(body: dict[str, Any]) -> Plan:
@@ -196,8 +222,8 @@ def _plan_schnell(body: dict[str, Any]) -> Plan:
     )
 
 
-def _plan(slug: str, body: dict[str, Any]) -> Plan:
-    return _plan_schnell(body) if slug == SCHNELL else _plan_redux(slug, body)
+def _plan(slug: str, body: dict[str, Any], inputs: Inputs) -> Plan:
+    return _plan_schnell(body) if slug == SCHNELL else _plan_redux(slug, body, inputs)
 
 
 def _requested_count(slug: str, body: dict[str, Any]) -> int:
@@ -213,13 +239,42 @@ def _reset_header(seconds_from_now: float) -> dict[str, str]:
     return {"x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-class SegmindEmulator(ProviderEmulator):
-    """Segmind's API on loopback: `/v2/{slug}` + polling, `/v1/{slug}` sync, and `/files/...` outputs."""
+PendingResponse = Literal["status", "404", "202"]
+OutputShape = Literal["auto", "list", "json"]
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+
+class SegmindEmulator(ProviderEmulator):
+    """Segmind's API on loopback: `/v2/{slug}` + polling, `/v1/{slug}` sync, `/files/...` outputs, and
+    Segmind Storage's `/upload-asset` (another service: not counted against `rpm`).
+
+    Switches for what Segmind's docs leave open: `pending_response` is what the response URL answers while
+    a job is pending (its status body, 404 as for an unknown id, or 202); `inline_images` whether
+    `redux_image` may be a data URI or raw base64 rather than a URL; `out_of_credits` the v2 status for an
+    empty balance (402; v1 says 406); `output_shape` how `output` lists several images ("auto": a URL for
+    one, a list for more; "list"; "json": a JSON-encoded list in a string); `upload_key` the upload answer's
+    key ("urls" as documented, "file_urls" as older SDKs read).
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        pending_response: PendingResponse = "status",
+        inline_images: bool = True,
+        out_of_credits: int = 402,
+        output_shape: OutputShape = "auto",
+        upload_key: Literal["urls", "file_urls"] = "urls",
+    ) -> None:
         super().__init__(config)
+        self.pending_response = pending_response
+        self.inline_images = inline_images
+        self.out_of_credits = out_of_credits
+        self.output_shape = output_shape
+        self.upload_key = upload_key
         self.jobs: dict[str, EmulatedJob] = {}
         self.sync_jobs: dict[str, EmulatedJob] = {}
+        #: uploaded images by their URL
+        self.assets: dict[str, bytes] = {}
         self.balance: float = UNLIMITED_BALANCE if self.config.credits is None else self.config.credits
 
     # -- test-facing controls --------------------------------------------------------------------
@@ -238,6 +293,11 @@ class SegmindEmulator(ProviderEmulator):
         router.add_get("/v1/requests/{request_id}", self.handler("result", self._result))
         router.add_post("/v1/{slug}", self.handler("v1", self._run_sync))
         router.add_get("/files/{request_id}/{name}", self.handler("file", self._file, api=False))
+        router.add_post("/upload-asset", self.handler("upload", self._upload, limited=False))
+        router.add_get("/assets/{name}", self.handler("asset", self._asset, api=False))
+
+    def presented_key(self, request: web.Request) -> str:
+        return request.headers.get("x-api-key", "")
 
     def authenticate(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("x-api-key", "").strip()
@@ -289,18 +349,19 @@ class SegmindEmulator(ProviderEmulator):
     def _affordable(self, price: float) -> bool:
         return self.config.credits is None or self.balance + 1e-9 >= price
 
-    def _insufficient(self, price: float) -> web.Response:
-        return json_error(406, f"Insufficient credits. Balance {self.balance:.4f}, this request costs {price:.4f}.")
+    def _insufficient(self, price: float, *, sync: bool) -> web.Response:
+        status = 406 if sync else self.out_of_credits
+        return json_error(status, f"Insufficient credits. Balance {self.balance:.4f}, this request costs {price:.4f}.")
 
     async def _create_job(self, slug: str, body: dict[str, Any], *, sync: bool) -> EmulatedJob | web.Response:
         submitted = self.now()
         price = round(PRICES[slug] * _requested_count(slug, body), 6)
         if not self._affordable(price):
-            return self._insufficient(price)
+            return self._insufficient(price, sync=sync)
         plan: Plan | None = None
         error: str | None = None
         try:
-            plan = await asyncio.to_thread(_plan, slug, body)
+            plan = await asyncio.to_thread(_plan, slug, body, Inputs(dict(self.assets), self.inline_images))
         except InvalidInput as exc:
             error = exc.message
 
@@ -317,7 +378,7 @@ class SegmindEmulator(ProviderEmulator):
         if not self._affordable(cost):
             if outcome is not None:
                 self._outcomes.appendleft(outcome)
-            return self._insufficient(cost)
+            return self._insufficient(cost, sync=sync)
         self.balance = round(self.balance - cost, 6)
         return EmulatedJob(
             request_id=random_uuid(self.rng),
@@ -438,6 +499,8 @@ class SegmindEmulator(ProviderEmulator):
         job, state = found
         if state == FAILED:
             return self._failed(job)
+        if state != COMPLETED and self.pending_response == "404":
+            return json_error(404, f"Request {job.request_id} not found")
         urls = self._urls(job.request_id)
         body: dict[str, Any] = {
             "status": state,
@@ -447,9 +510,16 @@ class SegmindEmulator(ProviderEmulator):
             "output": None,
             "metrics": {},
         }
+        if state != COMPLETED and self.pending_response == "202":
+            return web.json_response(body, status=202)
         if state == COMPLETED:
             files = [self._file_url(job, index) for index in job.kept]
-            body["output"] = files[0] if len(files) == 1 else files
+            if self.output_shape == "json":
+                body["output"] = json.dumps(files)
+            elif self.output_shape == "list":
+                body["output"] = files
+            else:
+                body["output"] = files[0] if len(files) == 1 else files
             body["metrics"] = {
                 "inference_time": round(job.inference_time, 3),
                 "queue_time": round(job.queue_time, 3),
@@ -458,6 +528,36 @@ class SegmindEmulator(ProviderEmulator):
                 "remaining_credits": job.remaining_credits,
             }
         return web.json_response(body)
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """Segmind Storage: `{"data_urls": [...]}` in, the stored files' URLs out."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "Request body is not valid JSON")
+        data_urls = body.get("data_urls") if isinstance(body, dict) else None
+        if not isinstance(data_urls, list) or not data_urls:
+            return json_error(400, "data_urls must be a non-empty list")
+        urls: list[str] = []
+        for value in data_urls:
+            header, sep, payload = str(value).partition(",")
+            if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+                return json_error(400, "each entry of data_urls must be a base64 data URL")
+            try:
+                data = base64.b64decode(payload, validate=True)
+                extension = await asyncio.to_thread(_image_extension, data)
+            except (binascii.Error, ValueError):
+                return json_error(400, "a data URL is not a readable image")
+            url = f"{self.base_url}/assets/{random_uuid(self.rng)}.{extension}"
+            self.assets[url] = data
+            urls.append(url)
+        return web.json_response({self.upload_key: urls, "message": "Files uploaded successfully"})
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        data = self.assets.get(f"{self.base_url}/assets/{request.match_info['name']}")
+        if data is None:
+            return json_error(404, "Not Found")
+        return web.Response(body=data, content_type="image/jpeg")
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -76,7 +77,17 @@ def _job(row: aiosqlite.Row) -> Job:
         preferred_provider=row["preferred_provider"],
         upload_limit=row["upload_limit"],
         spoiler=bool(row["spoiler"]),
+        provider_handle=_handle(row["provider_handle"]),
+        submitting_to=row["submitting_to"],
     )
+
+
+def _handle(value: str | None) -> dict[str, str]:
+    try:
+        loaded = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 class JobRepo:
@@ -243,8 +254,12 @@ class JobRepo:
         error: str | None = None,
         inference_ms: int | None = None,
         provider_ms: int | None = None,
+        spec: GenerationSpec | None = None,
     ) -> bool:
-        """Enter a terminal state, store the outputs and settle the hold — all or nothing, once."""
+        """Enter a terminal state, store the outputs and settle the hold — all or nothing, once.
+
+        `spec` replaces the stored one (a provider reported the seed it really used).
+        """
         outputs = list(outputs)
         async with self.db.transaction() as conn:
             row = await fetchone(conn, "SELECT cost, spec FROM jobs WHERE id = ?", (job_id,))
@@ -262,6 +277,8 @@ class JobRepo:
                 fields["inference_ms"] = inference_ms
             if provider_ms is not None:
                 fields["provider_ms"] = provider_ms
+            if spec is not None:
+                fields["spec"] = spec.model_dump_json()
             if not await self._cas(conn, job_id, allowed, now, fields):
                 return False
             await conn.executemany(

@@ -264,6 +264,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX modlog_unposted ON modlog_entries (claimed_at) WHERE posted_at IS NULL",
     ),
+    (
+        # What an adapter needs to find a job again after a restart (JSON), e.g. the URLs its submit answer gave.
+        "ALTER TABLE jobs ADD COLUMN provider_handle TEXT",
+        # Set before a submit is sent and cleared once its outcome is recorded: non-NULL on a queued job after
+        # a restart means a provider may have accepted (and may bill) a job nobody knows the id of.
+        "ALTER TABLE jobs ADD COLUMN submitting_to TEXT",
+    ),
 )
 
 

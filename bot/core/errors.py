@@ -8,7 +8,8 @@ FluxcordError
 │   ├── JobNotFoundError
 │   └── NotAllowedError        not the job's owner, not a moderator or manager, or another server's job
 ├── ProviderError              raised only by bot/providers
-│   ├── ProviderTransientError   retry later (timeouts, connection errors, 429, 5xx)
+│   ├── ProviderTransientError   retry later: the request was not accepted (refused connection, 429, safe 5xx)
+│   ├── ProviderOutcomeUnknownError  a billable request may have been accepted; never send it again
 │   ├── ProviderPermanentError   fail the job (400/401/403/404/422, out of credits)
 │   │   ├── ProviderJobExpiredError   the provider no longer knows the job id
 │   │   └── ProviderBlockedError      the safety filter refused the request or every output
@@ -63,7 +64,7 @@ class ProviderError(FluxcordError):
 
 
 class ProviderTransientError(ProviderError):
-    """Worth retrying: timeouts, connection errors, 429 and 5xx."""
+    """Worth retrying: a read that failed, or a request the provider shows it did not accept (429, refused)."""
 
     def __init__(
         self,
@@ -77,6 +78,10 @@ class ProviderTransientError(ProviderError):
         super().__init__(message, provider=provider, status=status)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+
+
+class ProviderOutcomeUnknownError(ProviderError):
+    """A billable request got no usable answer after it left (timeout, reset, gateway timeout): it may run."""
 
 
 class ProviderPermanentError(ProviderError):

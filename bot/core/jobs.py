@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -82,6 +82,10 @@ class Job:
     upload_limit: int | None = None
     #: its images are posted as spoilers (the server's channel or role policy when it was submitted)
     spoiler: bool = False
+    #: what the adapter needs to find the job again (see `Submission.handle`)
+    provider_handle: dict[str, str] = field(default_factory=dict)
+    #: the provider a submit was sent to whose outcome is not recorded yet
+    submitting_to: str | None = None
 
     @property
     def per_image(self) -> int:

@@ -9,18 +9,9 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.core.errors import (
-    JobNotFoundError,
-    ProviderBlockedError,
-    ProviderError,
-    ProviderJobExpiredError,
-    ProviderPermanentError,
-    ProviderTransientError,
-    UserError,
-)
+from bot.core.errors import JobNotFoundError, ProviderError, UserError
 from bot.core.images import NormalizedImage
 from bot.core.jobs import AT_PROVIDER, Clock, Job, JobState, SystemClock
 from bot.core.limits import UNLIMITED, Limits, Policy
@@ -29,11 +20,13 @@ from bot.core.requests import GenerationSpec, ModelId
 from bot.jobs.balances import BalanceBook
 from bot.jobs.delivery import Delivery, DeliveryHooks
 from bot.jobs.notifier import JobNotifier, Progress
+from bot.jobs.outcomes import UNCONFIRMED, ending
 from bot.jobs.outputs import timings_ms, usable_outputs
-from bot.jobs.pool import NoProviderFreeError, ProviderPool, ProviderSlot
+from bot.jobs.polling import ProviderRun, RunTimes
+from bot.jobs.pool import JobCancelledError, NoProviderFreeError, ProviderPool, ProviderSlot
 from bot.jobs.scheduler import FairQueue
-from bot.jobs.timing import MIN_HISTORY, PollPlanner
-from bot.providers.base import ProviderResult, ProviderState, Submission
+from bot.jobs.timing import PollPlanner
+from bot.providers.base import ProviderResult
 from storage.jobs import JobRepo, NewJob
 
 log = logging.getLogger(__name__)
@@ -52,9 +45,16 @@ class EngineConfig:
     max_attempts: int = 5
     retry_base_delay: float = 1.0
     retry_max_delay: float = 60.0
+    #: seconds from a job's submit (as stored, so across restarts) until it is given up
     job_deadline: float = 900.0
+    #: extra seconds to fetch the outputs of a job that finished just before its deadline
+    result_grace: float = 300.0
+    #: a provider that says it does not know a job this soon after accepting it is trusted only after this
+    expired_grace: float = 60.0
+    #: seconds a stop waits for submits in flight to be answered and recorded
+    stop_grace: float = 10.0
     poll_min_interval: float = 0.25
-    poll_max_interval: float = 3.0
+    poll_max_interval: float = 30.0
     delivery_attempts: int = 3
     disabled_provider_seconds: float = 600.0
     output_max_pixels: int = 40_000_000
@@ -142,6 +142,25 @@ class JobEngine:
         )
         self._announcement: asyncio.TimerHandle | None = None
         self._announced_at = float("-inf")
+        self.runner = ProviderRun(
+            jobs=jobs,
+            pool=self.pool,
+            planner=self.planner,
+            clock=self.clock,
+            times=RunTimes(
+                deadline=self.config.job_deadline,
+                result_grace=self.config.result_grace,
+                expired_grace=self.config.expired_grace,
+                retry_base_delay=self.config.retry_base_delay,
+                retry_max_delay=self.config.retry_max_delay,
+            ),
+            rng=self.rng,
+            shielded=self._shielded,
+            progress=self.delivery.tell,
+            transitioned=lambda job, state: self._log(job, state),
+            expected=self._expected,
+            backlog=lambda: len(self.queue),
+        )
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -158,6 +177,7 @@ class JobEngine:
         if self._announcement is not None:
             self._announcement.cancel()
             self._announcement = None
+        await self.runner.settle(self.config.stop_grace)
         tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -185,6 +205,17 @@ class JobEngine:
             slot.gate.take_slot()
             self._start(job, slot)
         for job in await self.jobs.in_states([JobState.QUEUED]):
+            if job.submitting_to is not None:
+                # The last process died with this job's submit in flight: the provider may have it, under an
+                # id nobody knows. Sending it again could bill twice, so it ends here, refunded.
+                log.error(
+                    "job=%s provider=%s a submit was in flight when the process stopped; "
+                    "one provider job may have been billed without a result",
+                    job.id,
+                    job.submitting_to,
+                )
+                await self._end(job, JobState.FAILED, UNCONFIRMED)  # delivered with the other undelivered below
+                continue
             self.queue.push(job)
         for job in await self.jobs.undelivered():
             self._spawn(self._deliver(job.id))
@@ -194,8 +225,10 @@ class JobEngine:
 
     async def submit(self, order: JobOrder, policy: Policy | None = None) -> Job:
         """Check limits, hold the price and queue the job; a repeated request id returns the first job."""
-        if not self.pool.runs(order.spec):
+        if not any(order.spec.model in slot.provider.models for slot in self.pool.slots):
             raise UserError(f"No configured provider serves {order.spec.model.label}.")
+        if not self.pool.runs(order.spec):
+            raise UserError(f"No configured provider can run {order.spec.model.label} with these options.")
         cost = 0 if order.free else self.prices.price(order.spec)
         # Without a policy (operator jobs from the command line) nothing is limited.
         policy = policy or Policy(daily_allowance=self.config.daily_allowance, limits=UNLIMITED)
@@ -354,40 +387,25 @@ class JobEngine:
 
     async def _run(self, job: Job, slot: ProviderSlot) -> None:
         try:
-            async with asyncio.timeout(self.config.job_deadline):
-                result = await self._at_provider(job, slot)
-            if result is not None:
-                await self._succeed(job, result)
+            outcome = await self.runner.run(job, slot, lambda old, new: self._move(job, old, new))
+            if outcome is not None:
+                delivered_by, result = outcome
+                await self._succeed(job, delivered_by, result)
                 if self.balances is not None and result.remaining_balance is not None:
-                    # The provider that delivered it: failover may have moved the job off `slot`.
-                    provider = self._slot_of.get(job.id, slot).name
-                    await self._shielded(self.balances.record(provider, result.remaining_balance))
+                    await self._shielded(self.balances.record(delivered_by.name, result.remaining_balance))
         except asyncio.CancelledError:
             raise
         except NoProviderFreeError:
             self._requeue.add(job.id)
             return
-        except TimeoutError:
-            await self._end(
-                job, JobState.EXPIRED, "The job took longer than the time limit; your credits were refunded."
-            )
-        except ProviderJobExpiredError:
-            await self._end(job, JobState.EXPIRED, "The provider lost track of the job; your credits were refunded.")
-        except ProviderBlockedError as exc:
-            await self._end(job, JobState.FAILED, f"The provider's safety filter blocked this job ({exc.message}).")
-        except ProviderPermanentError as exc:
-            if exc.operator:
-                log.error("provider=%s needs the operator's attention: %s", exc.provider, exc.message)
-                reason = "The image provider is not available right now (a configuration problem on our side)."
-            else:
-                reason = f"The provider refused the job: {exc.message}"
-            await self._end(job, JobState.FAILED, reason)
-        except ProviderTransientError as exc:
-            await self._end(job, JobState.FAILED, f"The provider kept failing ({exc.message}); try again later.")
-        except Exception:
-            log.exception("job=%s failed unexpectedly", job.id)
-            await self._end(job, JobState.FAILED, "Something went wrong while running the job.")
+        except JobCancelledError:
+            pass
+        except Exception as exc:
+            await self._fail(job, exc)
         await self._deliver(job.id)
+
+    async def _fail(self, job: Job, exc: Exception) -> None:
+        await self._end(job, *ending(job, exc))
 
     def _move(self, job: Job, old: ProviderSlot, new: ProviderSlot) -> None:
         old.gate.free_slot()
@@ -395,92 +413,20 @@ class JobEngine:
         new.breaker.begin()
         self._slot_of[job.id] = new
 
-    async def _submit(
-        self, job: Job, slot: ProviderSlot, image: bytes | None
-    ) -> tuple[ProviderSlot, Submission, datetime]:
-        async def count_attempt(attempt: int) -> None:
-            await self.jobs.update(job.id, [JobState.QUEUED], now=self.clock.now(), attempts=job.attempts + attempt)
-
-        def move(old: ProviderSlot, new: ProviderSlot) -> None:
-            self._move(job, old, new)
-
-        return await self.pool.submit(job, slot, image, clock=self.clock, count_attempt=count_attempt, move=move)
-
-    async def _at_provider(self, job: Job, slot: ProviderSlot) -> ProviderResult | None:
-        if job.state is JobState.QUEUED:
-            image = await self.jobs.input_image(job.input_sha256) if job.input_sha256 else None
-            slot, submission, sent_at = await self._submit(job, slot, image)
-            now = self.clock.now()
-            moved = await self._shielded(
-                self.jobs.transition(
-                    job.id,
-                    [JobState.QUEUED],
-                    JobState.SUBMITTED,
-                    now=now,
-                    provider=slot.name,
-                    provider_job_id=submission.job_id,
-                    submitted_at=sent_at.isoformat(),
-                )
-            )
-            if not moved:  # cancelled while we were submitting
-                return None
-            job = await self._reload(job.id)
-            self._log(job, JobState.SUBMITTED)
-            if submission.result is not None:
-                return submission.result
-        assert job.provider_job_id is not None and job.submitted_at is not None
-        provider = slot.provider
-        # Learned per provider, model and output size; other sizes stand in until a size has its own history.
-        history = await self.jobs.recent_durations(
-            provider=provider.name, model=job.spec.model.value, megapixels=job.spec.megapixels
-        )
-        if len(history) < MIN_HISTORY:
-            history = await self.jobs.recent_durations(provider=provider.name, model=job.spec.model.value)
-        expect = self.planner.expectation(job.spec, history)
-        expected = expect.median
-        self._expected[job.spec.model] = expected
-        polls = 0
-        while True:
-            elapsed = (self.clock.now() - job.submitted_at).total_seconds()
-            self._spawn(
-                self._progress(
-                    job,
-                    Progress(job.state, provider=provider.name, elapsed_seconds=elapsed, expected_seconds=expected),
-                )
-            )
-            gate = slot.gate
-            budget_interval = gate.in_flight / gate.rate if gate.rate else None
-            await asyncio.sleep(
-                self.planner.next_delay(elapsed=elapsed, expect=expect, polls=polls, budget_interval=budget_interval)
-            )
-            polls += 1
-            status = await self.pool.call(job, slot, provider.status, job.provider_job_id)
-            if status.state is ProviderState.RUNNING and job.state is JobState.SUBMITTED:
-                now = self.clock.now()
-                if await self.jobs.transition(
-                    job.id, [JobState.SUBMITTED], JobState.RUNNING, now=now, started_at=now.isoformat()
-                ):
-                    job = await self._reload(job.id)
-                    self._log(job, JobState.RUNNING)
-            elif status.state is ProviderState.SUCCEEDED:
-                result: ProviderResult = await self.pool.call(job, slot, provider.result, job.provider_job_id, job.spec)
-                if result.inference_seconds is None and status.inference_seconds is not None:
-                    result = ProviderResult(result.images, status.inference_seconds, result.queue_seconds)
-                return result
-            elif status.state is ProviderState.FAILED:
-                error = status.error or "no reason given"
-                if status.blocked:
-                    raise ProviderBlockedError(error, provider=provider.name)
-                raise ProviderPermanentError(error, provider=provider.name)
-
     async def _reload(self, job_id: str) -> Job:
         job = await self.jobs.get(job_id)
         assert job is not None
         return job
 
-    async def _succeed(self, job: Job, result: ProviderResult) -> None:
+    async def _succeed(self, job: Job, slot: ProviderSlot, result: ProviderResult) -> None:
+        job = await self._reload(job.id)
         outputs = await usable_outputs(job, result, max_pixels=self.config.output_max_pixels)
         inference_ms, provider_ms = timings_ms(result)
+        spec = None
+        if result.seed is not None and result.seed != job.spec.seed:
+            # The provider picked its own (it does for seed 0): show the one that reproduces these images.
+            spec = job.spec.with_seed(result.seed)
+            log.info("job=%s provider=%s used seed %d for seed %d", job.id, slot.name, result.seed, job.spec.seed)
         if await self._shielded(
             self.jobs.finish(
                 job.id,
@@ -490,6 +436,7 @@ class JobEngine:
                 outputs=outputs,
                 inference_ms=inference_ms,
                 provider_ms=provider_ms,
+                spec=spec,
             )
         ):
             self._log(await self._reload(job.id), JobState.SUCCEEDED)
@@ -514,9 +461,6 @@ class JobEngine:
         self.delivery.notifier = notifier
 
     def _tell(self, job: Job, progress: Progress) -> None:
-        self.delivery.tell(job, progress)
-
-    async def _progress(self, job: Job, progress: Progress) -> None:
         self.delivery.tell(job, progress)
 
     async def _deliver(self, job_id: str) -> None:

@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.core.errors import ProviderError, ProviderPermanentError, ProviderTransientError
@@ -26,6 +26,10 @@ T = TypeVar("T")
 
 class NoProviderFreeError(Exception):
     """The job was accepted nowhere and should wait in the queue for a provider with room."""
+
+
+class JobCancelledError(Exception):
+    """The job left the queue (cancelled) before its submit was sent: nothing was sent."""
 
 
 @dataclass(slots=True)
@@ -48,7 +52,7 @@ class ProviderSlot:
 
 
 class ProviderPool:
-    """Picks a provider for a job and makes calls to it: one at a time (`once`) or retried (`call`)."""
+    """Picks a provider for a job, submits it (with failover) and makes single calls that keep the breaker."""
 
     def __init__(
         self,
@@ -71,11 +75,8 @@ class ProviderPool:
     def named(self, name: str | None) -> ProviderSlot | None:
         return next((slot for slot in self.slots if slot.name == name), None)
 
-    def serves(self, job: Job) -> bool:
-        return self.runs(job.spec)
-
     def runs(self, spec: GenerationSpec) -> bool:
-        """Whether some configured provider serves the model and honours every field the spec tunes."""
+        """Whether some configured provider can run `spec`, honouring every field it tunes."""
         return any(honours(slot.provider, spec) for slot in self.slots)
 
     def pick(self, job: Job, exclude: frozenset[str] = frozenset()) -> ProviderSlot | None:
@@ -106,27 +107,6 @@ class ProviderPool:
         slot.breaker.success()
         return answer
 
-    async def call(self, job: Job, slot: ProviderSlot, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """A provider call retried with backoff and jitter on transient errors, up to `max_attempts`."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.once(slot, call, *args)
-            except ProviderTransientError as exc:
-                if attempt >= self.max_attempts:
-                    raise
-                delay = self.delay(attempt, exc.retry_after)
-                log.warning(
-                    "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
-                    job.id,
-                    slot.name,
-                    attempt,
-                    delay,
-                    exc.message,
-                )
-                await asyncio.sleep(delay)
-
     async def submit(
         self,
         job: Job,
@@ -134,21 +114,28 @@ class ProviderPool:
         image: bytes | None,
         *,
         clock: Clock,
-        count_attempt: Callable[[int], Awaitable[None]],
+        record: Callable[[int, ProviderSlot | None], Awaitable[bool]],
         move: Callable[[ProviderSlot, ProviderSlot], None],
     ) -> tuple[ProviderSlot, Submission, datetime]:
-        """Submit, failing over to the next provider that serves the model until one has accepted the job.
+        """Submit, failing over to the next provider that serves the job until one has accepted it.
 
-        Returns the provider that accepted it, its answer, and when the accepted request was sent.
+        `record(attempt, slot)` stores, durably and before anything is sent, that a submit to `slot` is
+        about to go out (False: the job was cancelled, send nothing); `record(attempt, None)` clears it once
+        the provider refused. Only a refusal (a transient error: nothing was accepted, or an operator
+        problem) is retried or failed over; an unknown outcome propagates at once, as resending could bill
+        twice. Returns the provider that accepted it, its answer, and when the accepted request was sent.
         """
         tried = {slot.name}
         for attempt in range(1, self.max_attempts + 1):
-            await count_attempt(attempt)
+            if not await record(attempt, slot):
+                raise JobCancelledError(job.id)
             try:
-                # The job's age counts from when the request left: the provider's clock starts no earlier,
-                # so polls are never late even when answers queue up behind a busy event loop.
-                sent_at = clock.now()
-                return slot, await self.once(slot, slot.provider.submit, job.spec, image), sent_at
+                # The job's age counts from when the request left (after any wait for the budget): the
+                # provider's clock starts no earlier, so polls are never late even when answers queue up.
+                before, real = clock.now(), datetime.now(UTC)
+                submission = await self.once(slot, slot.provider.submit, job.spec, image)
+                waited = (submission.sent_at - real) if submission.sent_at else timedelta(0)
+                return slot, submission, before + max(waited, timedelta(0))
             except ProviderTransientError as exc:
                 error: ProviderError = exc
                 retry_after = exc.retry_after
@@ -157,6 +144,7 @@ class ProviderPool:
                     raise
                 self.disable(slot, exc)
                 error, retry_after = exc, None
+            await record(attempt, None)
             alternative = self.pick(job, exclude=frozenset(tried))
             if alternative is not None:
                 log.warning("job=%s failing over from %s to %s: %s", job.id, slot.name, alternative.name, error.message)
@@ -166,14 +154,14 @@ class ProviderPool:
                 continue
             if isinstance(error, ProviderPermanentError):
                 if any(honours(other.provider, job.spec) for other in self.slots if other.name not in tried):
-                    raise NoProviderFreeError  # another provider serves the model but is busy right now
+                    raise NoProviderFreeError  # another provider serves the job but is busy right now
                 raise error
             if attempt == self.max_attempts:
                 raise error
             tried = {slot.name}
             delay = self.delay(attempt, retry_after)
             log.warning(
-                "job=%s provider=%s attempt=%d transient error, retrying in %.2fs: %s",
+                "job=%s provider=%s attempt=%d refused, retrying in %.2fs: %s",
                 job.id,
                 slot.name,
                 attempt,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.requests import GenerationSpec, ModelId
+from bot.jobs.gate import Headroom
 
 # Provider-published averages, used until this deployment has its own history.
 DEFAULT_EXPECTED_SECONDS: dict[ModelId, float] = {
@@ -16,8 +17,8 @@ DEFAULT_EXPECTED_SECONDS: dict[ModelId, float] = {
     ModelId.REDUX_DEV: 15.8,
     ModelId.SCHNELL: 10.1,
 }
-#: recent durations needed before their spread is trusted
-MIN_HISTORY = 5
+#: recent durations needed before their spread is trusted (until then, their median with a typical spread)
+MIN_HISTORY = 20
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
@@ -41,21 +42,30 @@ class Expectation:
     """How long a job is expected to take: the median and, once learned, the spread."""
 
     median: float
-    soon: float  # 40th percentile: past it, most jobs finish within a short interval of a poll
+    soon: float  # 45th percentile: the first poll when requests are cheap (earlier jobs wait for it)
     mostly: float  # 80th percentile: by then most jobs are done
     late: float  # 95th percentile: beyond it a job is running long
     learned: bool
 
 
+#: beyond the late bound, a poll waits this share of the job's age: a 60 s job is asked about ~8 times, not 20
+LATE_GROWTH = 0.2
+
+
+def _between(low: float, high: float, t: float) -> float:
+    return low + (high - low) * t
+
+
 @dataclass
 class PollPlanner:
-    """When to ask a provider about a job.
+    """When to ask a provider about a job, spending the request budget's spare room and no more.
 
-    With no request budget the aim is a short detection delay for few requests: the first poll goes at
-    the 40th percentile of recent durations, then one every `min_interval`, so most jobs are seen within
-    one interval of finishing and the median job takes two status requests. Under a request budget the
-    first poll goes at the 80th percentile and later ones are spaced by what the budget leaves per
-    running job. Jobs running past the 95th percentile are polled less and less often.
+    With room to spare (or no budget) the aim is a short detection delay: the first poll at the 45th
+    percentile of recent durations, then one every `min_interval` on a fixed grid, so most jobs are seen
+    within one interval of finishing. As the budget fills the plan turns thrifty: the interval grows
+    towards each running job's equal share of the rate and, while jobs wait for the budget, the first
+    poll moves towards the 95th percentile (one status request for most jobs), so the requests go to new
+    jobs instead. Past the 95th percentile a job is running long and polls space out with its age.
     """
 
     min_interval: float
@@ -67,39 +77,31 @@ class PollPlanner:
             ordered = sorted(history)
             return Expectation(
                 median=statistics.median(ordered),
-                soon=quantile(ordered, 0.4),
+                soon=quantile(ordered, 0.45),
                 mostly=quantile(ordered, 0.8),
                 late=quantile(ordered, 0.95),
                 learned=True,
             )
+        # Until then, a published (or barely learned) median with the spread such jobs typically have: the
+        # 45th, 80th and 95th percentiles of a lognormal with sigma 0.3.
         median = statistics.median(history) if history else self.defaults[spec.model]
-        return Expectation(median=median, soon=median * 0.9, mostly=median * 1.2, late=median * 1.5, learned=False)
+        return Expectation(median=median, soon=median * 0.96, mostly=median * 1.29, late=median * 1.64, learned=False)
 
-    def expected(self, spec: GenerationSpec, history: Sequence[float]) -> float:
-        return self.expectation(spec, history).median
-
-    def next_delay(
-        self, *, elapsed: float, expect: Expectation, polls: int, budget_interval: float | None = None
-    ) -> float:
+    def next_delay(self, *, elapsed: float, expect: Expectation, polls: int, headroom: Headroom | None = None) -> float:
         """Seconds to wait before the next status request."""
-        if not expect.learned:
-            # A published average may not fit this deployment: probe in quarters of it.
-            first = expect.median * 0.9
-            if elapsed < first:
-                return min(first - elapsed, max(self.min_interval, expect.median / 4))
-            return self._late(elapsed, expect, self.min_interval)
-        if budget_interval is None:
-            first, interval = expect.soon, self.min_interval
-        else:
-            first, interval = expect.mostly, max(self.min_interval, budget_interval)
+        thrift = headroom.pressure if headroom is not None else 0.0
+        fast = self.min_interval
+        share = headroom.share_interval if headroom is not None else 0.0
+        interval = min(self.max_interval, max(fast, _between(fast, share, thrift)))
+        # Only jobs waiting for the budget make it worth asking each running job once, late: then requests
+        # are throughput. Without a backlog, a full budget only spaces the polls out.
+        delay_first = thrift if headroom is not None and headroom.waiting else 0.0
+        first = _between(expect.soon, max(expect.soon, expect.late), delay_first)
         if polls == 0:
             return max(0.0, first - elapsed)
         if elapsed < expect.late:
             # On a fixed grid from the first poll, so request round trips do not stretch the interval.
-            steps = math.floor((elapsed - first) / interval) + 1
+            # (A poll that lands on a grid point waits for the next one, rounding errors notwithstanding.)
+            steps = math.floor((elapsed - first) / interval + 1e-6) + 1
             return max(0.0, first + steps * interval - elapsed)
-        return self._late(elapsed, expect, interval)
-
-    def _late(self, elapsed: float, expect: Expectation, interval: float) -> float:
-        overdue = max(0.0, elapsed - expect.late)
-        return min(self.max_interval, max(interval, interval + overdue * 0.25))
+        return min(self.max_interval, max(interval, LATE_GROWTH * elapsed))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -40,15 +41,23 @@ class ProviderResult:
     queue_seconds: float | None = None
     #: the account's balance in the provider's own credits, where its answer reports one
     remaining_balance: float | None = None
+    #: the seed the provider reports it used, when it says (it picks its own for seed 0)
+    seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """A provider's acceptance of a job; `result` is set when the call itself already finished it."""
+    """A provider's acceptance of a job; `result` is set when the call itself already finished it.
+
+    `handle` is what the adapter needs to find the job again (e.g. the URLs the submit answer gave); the
+    engine stores it with the job and passes it back to `status` and `result`, after a restart too.
+    """
 
     job_id: str
     result: ProviderResult | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    handle: dict[str, str] = field(default_factory=dict)
+    #: when the accepted request left (after any wait for the request budget): the job's age counts from it
+    sent_at: datetime | None = None
 
 
 class Provider(Protocol):
@@ -58,15 +67,21 @@ class Provider(Protocol):
     models: frozenset[ModelId]
     can_cancel: bool
 
+    def accepts(self, spec: GenerationSpec) -> bool:
+        """Whether the provider's documented inputs can express `spec` (model, options, count)."""
+        ...
+
     async def submit(self, spec: GenerationSpec, image: bytes | None) -> Submission:
         """Start a job; `image` is the normalized input (JPEG bytes) for Redux models."""
         ...
 
-    async def status(self, job_id: str) -> ProviderStatus:
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         """Ask where the job stands, with the cheapest call the provider offers."""
         ...
 
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
         """Fetch and download the outputs of a succeeded job, at the size and format `spec` asks for."""
         ...
 
@@ -79,14 +94,16 @@ class Provider(Protocol):
 Accepts = Mapping[ModelId, frozenset[str]]
 
 
-def honours(provider: object, spec: GenerationSpec) -> bool:
-    """Whether `provider` serves the spec's model and sends on every field the spec sets away from its default.
+def tunes(provider: object, spec: GenerationSpec) -> bool:
+    """Whether `provider` (an adapter or its class) sends on every field the spec sets away from its default.
 
-    An adapter lists the fields its vendor documents for each model in `accepts`; one that lists nothing is
+    An adapter lists the fields its vendor documents for each model in `tunable`; one that lists nothing is
     taken to send every field.
     """
-    models: frozenset[ModelId] = getattr(provider, "models", frozenset())
-    if spec.model not in models:
-        return False
-    accepts: Accepts | None = getattr(provider, "accepts", None)
-    return accepts is None or spec.tuned_fields() <= accepts.get(spec.model, frozenset())
+    tunable: Accepts | None = getattr(provider, "tunable", None)
+    return tunable is None or spec.tuned_fields() <= tunable.get(spec.model, frozenset())
+
+
+def honours(provider: Provider, spec: GenerationSpec) -> bool:
+    """Whether `provider` can run `spec`: its documented inputs express it, and it takes every tuned field."""
+    return provider.accepts(spec) and tunes(provider, spec)

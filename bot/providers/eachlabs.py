@@ -1,10 +1,34 @@
-"""Eachlabs: create → get polling (and cancel) for FLUX.1 Redux schnell, the one FLUX model its docs cover."""
+"""Eachlabs: create → get polling (and cancel) for FLUX.1 Redux schnell and FLUX.1 schnell.
+
+Contract decisions, each with its evidence:
+
+- Models. eachlabs.ai/ai-models/flux-redux-schnell/api and eachlabs.ai/ai-models/flux-schnell/api document
+  both, with Replicate's inputs and numbers sent as strings ("num_outputs": "1", "output_quality": "80").
+  No Redux dev page exists, so dev is not offered here. The schnell page sends `"go_fast": "true"`; this
+  adapter sends `go_fast` false (fp8 mode is not deterministic even with a seed) as a JSON boolean, the form
+  the Redux page uses for `disable_safety_checker`, which no string parser can read as true.
+- Input image. docs.eachlabs.ai/api/uploads/presign-upload: "To use your own files, upload them with this
+  endpoint and pass the returned public_url to Create Prediction": `POST /v1/upload/presign`
+  `{content_type, file_type}` → `presigned_url`, `required_headers`, `public_url`; PUT the bytes with every
+  required header; "200 OK from the PUT means the file is live". The storage reference documents
+  `expires_in_seconds` (minimum 60), used to keep members' images for a day rather than the 180-day default.
+- `output` "may be a single URL or a list" (docs example: a string), and the get-prediction docs allow an
+  object; every shape is read. Status enum: starting, processing, success, failed, cancelled (the model
+  page's sample poller also checks `error`).
+- Seeds: `logs` may carry the cog's `Using seed: N`; when it does, that seed is reported.
+- Money. Create errors are documented: 400 invalid input, 401, and 500 `{"error": "Failed to create
+  prediction"}`, which says nothing was created, so it may be retried. Any other 5xx, a timeout or a reset
+  on create leaves the outcome unknown and is never resent.
+"""
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import math
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -13,16 +37,24 @@ import aiohttp
 from bot.core.errors import (
     ProviderBlockedError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, error_text, retry_after
+from bot.providers.http import HttpAnswer, HttpClient, error_text, output_urls, retry_after, seed_from_logs
 from bot.providers.keys import KeyCheck, check_with
 
-# Only flux-redux-schnell has a documented Eachlabs model page; other slugs would be guesses.
-MODELS: dict[ModelId, str] = {ModelId.REDUX_SCHNELL: "flux-redux-schnell"}
+# The FLUX models with a documented Eachlabs model page.
+MODELS: dict[ModelId, str] = {ModelId.REDUX_SCHNELL: "flux-redux-schnell", ModelId.SCHNELL: "flux-schnell"}
+#: how long Eachlabs keeps an uploaded input image
+UPLOAD_TTL_SECONDS = 86_400
+# An uploaded image's URL is reused for re-rolls within this time (well inside the TTL).
+_UPLOAD_REUSE_SECONDS = 3_600
+_UPLOADS_KEPT = 256
+# Documented body of a create that created nothing.
+_NOT_CREATED = "failed to create prediction"
 # Documented as ignored, but older docs mark it required, so it is always sent.
 MODEL_VERSION = "0.0.1"
 _STATES = {
@@ -65,8 +97,8 @@ class EachlabsProvider:
 
     name = "eachlabs"
     models = frozenset(MODELS)
-    #: the model page documents num_inference_steps
-    accepts: ClassVar[Accepts] = {ModelId.REDUX_SCHNELL: frozenset({"steps"})}
+    #: the model pages document num_inference_steps
+    tunable: ClassVar[Accepts] = {ModelId.REDUX_SCHNELL: frozenset({"steps"}), ModelId.SCHNELL: frozenset({"steps"})}
     can_cancel = True
 
     def __init__(
@@ -78,39 +110,44 @@ class EachlabsProvider:
         timeout: float = 30.0,
         max_output_bytes: int = 25 * 1024 * 1024,
     ) -> None:
-        self.http = HttpClient(session, provider=self.name, timeout=timeout)
+        self.http = HttpClient(session, provider=self.name, timeout=timeout, secrets=[api_key])
+        # The PUT goes to object storage, not the API: it does not spend the API's request budget.
+        self.storage = HttpClient(session, provider=self.name, timeout=timeout, secrets=[api_key])
         self.base_url = base_url.rstrip("/")
         self.max_output_bytes = max_output_bytes
         self._headers = {"X-API-Key": api_key, "Accept": "application/json"}
+        self._uploaded: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def accepts(self, spec: GenerationSpec) -> bool:
+        return spec.model in MODELS
 
     # ------------------------------------------------------------------ vendor JSON
 
     @staticmethod
-    def body(spec: GenerationSpec, image: bytes | None) -> dict[str, Any]:
-        """Our spec in Eachlabs' words: Replicate's Redux inputs, numbers as strings like the model page sends."""
+    def body(spec: GenerationSpec, redux_image: str | None) -> dict[str, Any]:
+        """Our spec in Eachlabs' words: Replicate's inputs, numbers as strings like the model pages send."""
         model = MODELS.get(spec.model)
         if model is None:
             raise ProviderPermanentError(f"Eachlabs does not serve {spec.model.label}", provider="eachlabs")
-        if image is None:
-            raise ProviderPermanentError("a Redux job needs an input image", provider="eachlabs")
-        return {
-            "model": model,
-            "version": MODEL_VERSION,
-            "input": {
-                # No upload endpoint is documented; Replicate-backed file inputs take data URIs.
-                "redux_image": "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii"),
-                "aspect_ratio": spec.aspect_ratio,
-                "megapixels": spec.megapixels,
-                "num_outputs": str(spec.count),
-                "num_inference_steps": str(spec.steps),
-                "seed": str(spec.seed),
-                "output_format": spec.output_format,
-                "output_quality": str(spec.quality),
-                "disable_safety_checker": not spec.safety,
-            },
+        values: dict[str, Any] = {
+            "aspect_ratio": spec.aspect_ratio,
+            "megapixels": spec.megapixels,
+            "num_outputs": str(spec.count),
+            "num_inference_steps": str(spec.steps),
+            "seed": str(spec.seed),
+            "output_format": spec.output_format,
+            "output_quality": str(spec.quality),
+            "disable_safety_checker": not spec.safety,
         }
+        if spec.model is ModelId.SCHNELL:
+            values = {"prompt": spec.prompt or "", **values, "go_fast": False}
+        else:
+            if not redux_image:
+                raise ProviderPermanentError("a Redux job needs an input image", provider="eachlabs")
+            values = {"redux_image": redux_image, **values}
+        return {"model": model, "version": MODEL_VERSION, "input": values}
 
-    def _raise_for(self, answer: HttpAnswer, *, job_call: bool) -> None:
+    def _raise_for(self, answer: HttpAnswer, *, job_call: bool, create: bool = False) -> None:
         """Map an unsuccessful answer onto the error tree."""
         status, message = answer.status, _message(answer)
         if status == 429:
@@ -120,6 +157,12 @@ class EachlabsProvider:
                 status=status,
                 retry_after=retry_after_seconds(answer.headers),
                 rate_limited=True,
+            )
+        if create and (status >= 500 or status == 408) and _NOT_CREATED not in message.lower():
+            raise ProviderOutcomeUnknownError(
+                f"HTTP {status} on a create, which may have started a prediction: {message}",
+                provider=self.name,
+                status=status,
             )
         if status >= 500 or status == 408:
             raise ProviderTransientError(
@@ -178,27 +221,71 @@ class EachlabsProvider:
             self._raise_for(answer, job_call=True)
         return self._json(answer)
 
-    # ------------------------------------------------------------------ Provider
-
-    async def submit(self, spec: GenerationSpec, image: bytes | None) -> Submission:
+    async def _redux_image(self, image: bytes) -> str:
+        """The image's `public_url` after the documented two-step upload (reused for a while per image)."""
+        key = hashlib.sha256(image).hexdigest()
+        known = self._uploaded.get(key)
+        if known is not None and time.monotonic() - known[1] < _UPLOAD_REUSE_SECONDS:
+            return known[0]
         answer = await self.http.request(
-            "POST", f"{self.base_url}/v1/prediction", json=self.body(spec, image), headers=self._headers
+            "POST",
+            f"{self.base_url}/v1/upload/presign",
+            json={"content_type": "image/jpeg", "file_type": "image", "expires_in_seconds": UPLOAD_TTL_SECONDS},
+            headers=self._headers,
         )
         if answer.status >= 300:
             self._raise_for(answer, job_call=False)
         body = self._json(answer)
+        presigned, public = body.get("presigned_url"), body.get("public_url")
+        if not isinstance(presigned, str) or not presigned or not isinstance(public, str) or not public:
+            raise ProviderTransientError("the presign answer lacks presigned_url or public_url", provider=self.name)
+        required = body.get("required_headers")
+        headers = {str(k): str(v) for k, v in required.items()} if isinstance(required, dict) else {}
+        headers["Content-Type"] = "image/jpeg"
+        put = await self.storage.request("PUT", presigned, data=image, headers=headers)
+        if put.status >= 300:
+            self._raise_for(put, job_call=False)
+        self._uploaded[key] = (public, time.monotonic())
+        while len(self._uploaded) > _UPLOADS_KEPT:
+            self._uploaded.popitem(last=False)
+        return public
+
+    # ------------------------------------------------------------------ Provider
+
+    async def submit(self, spec: GenerationSpec, image: bytes | None) -> Submission:
+        redux_image = None
+        if spec.model.is_redux:
+            if image is None:
+                raise ProviderPermanentError("a Redux job needs an input image", provider=self.name)
+            redux_image = await self._redux_image(image)
+        answer = await self.http.request(
+            "POST",
+            f"{self.base_url}/v1/prediction",
+            json=self.body(spec, redux_image),
+            headers=self._headers,
+            billable=True,
+        )
+        if answer.status >= 300:
+            self._raise_for(answer, job_call=False, create=True)
+        if not isinstance(answer.body, dict):
+            raise ProviderOutcomeUnknownError(
+                f"malformed JSON in the HTTP {answer.status} answer to a create", provider=self.name
+            )
+        body = answer.body
         # The create envelope's `status` is about the call itself, not the prediction.
         if str(body.get("status", "success")).lower() in ("error", "failed"):
             raise ProviderPermanentError(f"the create call failed: {_message(answer)}", provider=self.name)
         prediction_id = body.get("predictionID")
         if not isinstance(prediction_id, str) or not prediction_id:
-            raise ProviderTransientError("the create answer has no predictionID", provider=self.name)
-        return Submission(job_id=prediction_id)
+            raise ProviderOutcomeUnknownError("the create answer has no predictionID", provider=self.name)
+        return Submission(job_id=prediction_id, sent_at=answer.sent_at)
 
-    async def status(self, job_id: str) -> ProviderStatus:
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         return self._status_from(await self._get(job_id))
 
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
         body = await self._get(job_id)
         status = self._status_from(body)
         if status.state is ProviderState.FAILED:
@@ -208,8 +295,10 @@ class EachlabsProvider:
             raise ProviderPermanentError(error, provider=self.name)
         if status.state is not ProviderState.SUCCEEDED:
             raise ProviderTransientError(f"the result is not ready ({body.get('status')})", provider=self.name)
-        images = await self.http.download_all(_output_urls(body.get("output")), max_bytes=self.max_output_bytes)
-        return ProviderResult(images=images, inference_seconds=status.inference_seconds)
+        images = await self.http.download_all(output_urls(body.get("output")), max_bytes=self.max_output_bytes)
+        return ProviderResult(
+            images=images, inference_seconds=status.inference_seconds, seed=seed_from_logs(body.get("logs"))
+        )
 
     async def cancel(self, job_id: str) -> None:
         # The method is undocumented (only the URL appears in `urls.cancel`); POST is the Replicate convention.
@@ -257,12 +346,3 @@ def _failure_text(body: dict[str, Any], raw_status: str) -> str:
     if isinstance(logs, str) and logs.strip():
         return logs.strip().splitlines()[-1][:300]
     return "the prediction failed"
-
-
-def _output_urls(output: object) -> list[str]:
-    """`output` is a URL or a list of URLs."""
-    if isinstance(output, str) and output:
-        return [output]
-    if isinstance(output, list):
-        return [item for item in output if isinstance(item, str) and item]
-    return []

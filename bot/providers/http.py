@@ -6,7 +6,8 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,7 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.core.errors import ProviderPermanentError, ProviderTransientError
+from bot.core.errors import ProviderOutcomeUnknownError, ProviderPermanentError, ProviderTransientError
+from bot.redact import MASK
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,44 +27,79 @@ class HttpAnswer:
     headers: dict[str, str]
     body: Any
     text: str
+    #: when the request left, after waiting for the request budget
+    sent_at: datetime | None = None
 
 
 class HttpClient:
-    """Sends requests for one provider and turns transport failures into transient provider errors."""
+    """Sends requests for one provider and maps transport failures onto the error tree.
 
-    def __init__(self, session: aiohttp.ClientSession, *, provider: str, timeout: float) -> None:
+    A failure before the request left (refused connection, DNS, connect timeout) is transient. After it
+    left, a timeout or a reset leaves the outcome unknown: harmless for a read, but a `billable` request
+    (one that may start paid work) must then not be sent again, so it raises ProviderOutcomeUnknownError.
+    Every `secrets` value is masked in answer bodies before anything reads them.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        provider: str,
+        timeout: float,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self.session = session
         self.provider = provider
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.secrets = tuple(secret for secret in secrets if secret)
         #: awaited before every API request (not output downloads): the engine's request budget
         self.before_request: Callable[[], Awaitable[None]] | None = None
-        self.sent = 0
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> HttpAnswer:
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    async def request(self, method: str, url: str, *, billable: bool = False, **kwargs: Any) -> HttpAnswer:
         if self.before_request is not None:
             await self.before_request()
-        self.sent += 1
+        sent_at = datetime.now(UTC)
         try:
             async with self.session.request(method, url, timeout=self.timeout, **kwargs) as response:
                 raw = await response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
                 status = response.status
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Nothing reached the provider.
+            raise ProviderTransientError(
+                f"could not connect to {self.provider} ({type(exc).__name__})", provider=self.provider
+            ) from exc
         except TimeoutError:
+            if billable:
+                raise ProviderOutcomeUnknownError(
+                    f"{self.provider} did not answer a billable request within {self.timeout.total:g}s",
+                    provider=self.provider,
+                ) from None
             raise ProviderTransientError(
                 f"{self.provider} did not answer within {self.timeout.total:g}s", provider=self.provider
             ) from None
         except aiohttp.ClientError as exc:
+            if billable:
+                raise ProviderOutcomeUnknownError(
+                    f"the connection to {self.provider} broke during a billable request ({type(exc).__name__})",
+                    provider=self.provider,
+                ) from None
             raise ProviderTransientError(
-                f"could not reach {self.provider} ({type(exc).__name__})", provider=self.provider
-            ) from exc
-        text = raw.decode("utf-8", errors="replace")
+                f"the connection to {self.provider} broke ({type(exc).__name__})", provider=self.provider
+            ) from None
+        text = self.mask(raw.decode("utf-8", errors="replace"))
         body: Any = None
         if raw:
             try:
                 body = json.loads(text)
             except ValueError:
                 body = None
-        return HttpAnswer(status=status, headers=headers, body=body, text=text)
+        return HttpAnswer(status=status, headers=headers, body=body, text=text, sent_at=sent_at)
 
     async def download(self, url: str, *, max_bytes: int, headers: dict[str, str] | None = None) -> bytes:
         """Fetch an output file (or decode a data URI), refusing anything larger than `max_bytes`."""
@@ -141,3 +178,40 @@ def error_text(answer: HttpAnswer) -> str:
         if "<html" not in answer.text.lower()
         else (f"HTTP {answer.status}")
     )
+
+
+_URL_KEYS = ("url", "uri", "image", "images", "output", "file", "files")
+# The FLUX cog prints the seed it used, which reaches a prediction's logs (cog-flux bfl_predictor.py).
+_SEED_LOG = re.compile(r"Using seed:\s*(\d+)")
+
+
+def seed_from_logs(logs: object) -> int | None:
+    """The seed the model printed (`Using seed: N`) into a prediction's logs, if it did."""
+    match = _SEED_LOG.search(logs) if isinstance(logs, str) else None
+    return int(match.group(1)) if match else None
+
+
+def output_urls(value: object) -> list[str]:
+    """Output URLs from whatever shape a vendor used: a URL, a JSON-encoded string, a list, or an object."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "{", '"'):
+            try:
+                return output_urls(json.loads(text))
+            except ValueError:
+                return []
+        return [text] if text else []
+    if isinstance(value, list):
+        return [url for item in value for url in output_urls(item)]
+    if isinstance(value, dict):
+        for key in _URL_KEYS:
+            if key in value:
+                found = output_urls(value[key])
+                if found:
+                    return found
+        return [
+            item.strip()
+            for item in value.values()
+            if isinstance(item, str) and item.strip().startswith(("https://", "http://", "data:"))
+        ]
+    return []

@@ -1,15 +1,36 @@
 """1min.ai: asset upload, then one blocking feature call that returns the finished images.
 
-1min.ai has no endpoint to look a job up again, so the whole job happens inside `submit`. Finished
-results are kept in a small in-memory LRU for `status`/`result`; after a restart (or once evicted) an id
-is unknown and reported as expired, and a call cut off mid-flight cannot be recovered, only resubmitted.
+1min.ai has no documented endpoint to look a job up again, so the whole job happens inside `submit`.
+Finished results are kept in a small in-memory LRU for `status`/`result`; after a restart an id is unknown.
+
+Contract decisions, each with its evidence:
+
+- Money. The feature call blocks until the images exist and is billed once sent; it has no idempotency
+  key and relays see 504s on slow image jobs (providers.md §4.4). A timeout, a reset or any 5xx on it
+  therefore leaves the outcome unknown: it is never resent, and the engine fails the job without a charge.
+- Fields. Only what each model page documents. Redux variator pages (schnell, dev): imageUrl (the Asset
+  API's `fileContent.path`), `format` (not output_format), aspect_ratio, num_outputs 1–4,
+  num_inference_steps, seed, output_quality 1–100, disable_safety_checker, megapixels; the dev page lists
+  no `guidance`, so a dev job with another guidance than the model's default is not sent here. flux-schnell
+  (IMAGE_GENERATOR): prompt, aspect_ratio (1:1 16:9 9:16 3:2 2:3 4:5 5:4), output_quality,
+  num_inference_steps, megapixels, go_fast, disable_safety_checker, seed — no num_outputs, format, width or
+  height, so it takes one image of a listed ratio, and `go_fast` is false so a seed reproduces ("outputs will
+  not be deterministic when this is enabled").
+- Outputs. The documented answer's `temporaryUrl` is a presigned S3 URL (X-Amz-Expires) while assets are
+  `"acl": "private"`, and third-party code disagrees on whether https://asset.1min.ai serves files. The
+  presigned URL is downloaded first; the asset host only when there is none (or it fails).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -17,15 +38,19 @@ import aiohttp
 
 from bot.core.errors import (
     ProviderBlockedError,
+    ProviderError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
 from bot.core.images import fit_output_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, retry_after
+from bot.providers.http import HttpAnswer, HttpClient, output_urls, retry_after
 from bot.providers.keys import KeyCheck, check_with
+
+log = logging.getLogger(__name__)
 
 VARIATOR = "IMAGE_VARIATOR"
 GENERATOR = "IMAGE_GENERATOR"
@@ -34,8 +59,10 @@ FEATURES: dict[ModelId, tuple[str, str]] = {
     ModelId.REDUX_DEV: (VARIATOR, "black-forest-labs/flux-redux-dev"),
     ModelId.SCHNELL: (GENERATOR, "black-forest-labs/flux-schnell"),
 }
-# flux-schnell's page lists only these ratios plus `custom`; the others are asked for as explicit sizes.
+# flux-schnell's page lists only these ratios (and `custom`, with no documented fields to size it).
 SCHNELL_ASPECT_RATIOS = frozenset({"1:1", "16:9", "9:16", "3:2", "2:3", "4:5", "5:4"})
+# The Redux dev model's own guidance default; the 1min.ai page has no field to change it.
+DEV_GUIDANCE = 3.0
 ASSET_BASE_URL = "https://asset.1min.ai"
 # Finished jobs remembered for `result`; the engine normally takes the result straight from the Submission.
 RESULT_CACHE_SIZE = 16
@@ -59,7 +86,7 @@ class OneMinProvider:
     name = "onemin"
     models = frozenset(FEATURES)
     #: the Redux dev variator page lists no guidance: jobs that change it go to another provider
-    accepts: ClassVar[Accepts] = {
+    tunable: ClassVar[Accepts] = {
         ModelId.REDUX_SCHNELL: frozenset({"steps"}),
         ModelId.REDUX_DEV: frozenset({"steps"}),
         ModelId.SCHNELL: frozenset({"steps"}),
@@ -76,12 +103,19 @@ class OneMinProvider:
         max_output_bytes: int = 25 * 1024 * 1024,
         asset_base_url: str | None = None,
     ) -> None:
-        self.http = HttpClient(session, provider=self.name, timeout=timeout)
+        self.http = HttpClient(session, provider=self.name, timeout=timeout, secrets=[api_key])
         self.base_url = base_url.rstrip("/")
         self.asset_base_url = (asset_base_url or ASSET_BASE_URL).rstrip("/")
         self.max_output_bytes = max_output_bytes
         self._headers = {"API-KEY": api_key, "Accept": "application/json"}
         self._finished: OrderedDict[str, ProviderResult] = OrderedDict()
+
+    def accepts(self, spec: GenerationSpec) -> bool:
+        if spec.model is ModelId.SCHNELL:
+            return spec.count == 1 and spec.aspect_ratio in SCHNELL_ASPECT_RATIOS
+        if spec.model is ModelId.REDUX_DEV:
+            return spec.guidance is None or spec.guidance == DEV_GUIDANCE
+        return spec.model in FEATURES
 
     # ------------------------------------------------------------------ vendor JSON
 
@@ -106,27 +140,20 @@ class OneMinProvider:
                 "output_quality": max(1, spec.quality),
                 "disable_safety_checker": not spec.safety,
             }
-            if spec.model is ModelId.REDUX_DEV and spec.guidance is not None:
-                prompt["guidance"] = spec.guidance
         else:
             prompt = {
                 "prompt": spec.prompt or "",
-                "megapixels": spec.megapixels,
-                "num_outputs": spec.count,
-                "num_inference_steps": spec.steps,
-                "seed": spec.seed,
-                "format": spec.output_format,
+                "aspect_ratio": spec.aspect_ratio,
                 "output_quality": spec.quality,
+                "num_inference_steps": spec.steps,
+                "megapixels": spec.megapixels,
+                "go_fast": False,
                 "disable_safety_checker": not spec.safety,
+                "seed": spec.seed,
             }
-            if spec.aspect_ratio in SCHNELL_ASPECT_RATIOS:
-                prompt["aspect_ratio"] = spec.aspect_ratio
-            else:
-                width, height = spec.size
-                prompt.update(aspect_ratio="custom", width=width, height=height)
         return {"type": feature, "model": model, "promptObject": prompt}
 
-    def _raise_for(self, answer: HttpAnswer) -> None:
+    def _raise_for(self, answer: HttpAnswer, *, billable: bool = False) -> None:
         """Map an unsuccessful answer onto the error tree."""
         status, message = answer.status, _message(answer)
         lowered = message.lower()
@@ -137,6 +164,12 @@ class OneMinProvider:
                 status=status,
                 retry_after=retry_after_seconds(answer.headers.get("retry-after")),
                 rate_limited=True,
+            )
+        if billable and (status >= 500 or status == 408):
+            raise ProviderOutcomeUnknownError(
+                f"HTTP {status} from the blocking feature call, which may have run: {message}",
+                provider=self.name,
+                status=status,
             )
         # Checked before 5xx: a refusal worded as a server error is still not worth retrying.
         if is_safety_refusal(message):
@@ -171,6 +204,30 @@ class OneMinProvider:
             return path
         return f"{self.asset_base_url}/{path.lstrip('/')}"
 
+    def _sources(self, paths: list[str], temporary: list[str]) -> list[list[str]]:
+        """Where each output can be downloaded, best first: its presigned URL, then the asset host."""
+        sources: list[list[str]] = []
+        for index, path in enumerate(paths):
+            if len(temporary) == len(paths):
+                presigned = [temporary[index]]
+            else:
+                presigned = [url for url in temporary if path.lstrip("/") and path.lstrip("/") in url]
+                if not presigned and len(paths) == 1:
+                    presigned = temporary[:1]
+            fallback = self._url(path)
+            sources.append([*presigned, *([fallback] if fallback not in presigned else [])])
+        return sources
+
+    async def _download(self, sources: list[str]) -> bytes:
+        error: ProviderError | None = None
+        for url in sources:
+            try:
+                return await self.http.download(url, max_bytes=self.max_output_bytes)
+            except (ProviderPermanentError, ProviderTransientError) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
     # ------------------------------------------------------------------ calls
 
     async def _upload(self, image: bytes) -> str:
@@ -192,14 +249,22 @@ class OneMinProvider:
 
     async def _generate(
         self, spec: GenerationSpec, image_path: str | None
-    ) -> tuple[str | None, list[str], float | None]:
-        """Run the feature call; the record id (if any), the absolute URLs of its outputs, the team's balance."""
+    ) -> tuple[str | None, list[list[str]], float | None]:
+        """Run the feature call; the record id (if any), where to download each output (best first), the balance."""
         answer = await self.http.request(
-            "POST", f"{self.base_url}/api/features", json=self.body(spec, image_path), headers=self._headers
+            "POST",
+            f"{self.base_url}/api/features",
+            json=self.body(spec, image_path),
+            headers=self._headers,
+            billable=True,
         )
         if answer.status >= 300:
-            self._raise_for(answer)
-        body = self._json(answer)
+            self._raise_for(answer, billable=True)
+        if not isinstance(answer.body, dict):
+            raise ProviderOutcomeUnknownError(
+                f"malformed JSON in the HTTP {answer.status} answer to a feature call", provider=self.name
+            )
+        body = answer.body
         record = _dict(body.get("aiRecord"))
         detail = _dict(record.get("aiRecordDetail"))
         state = str(record.get("status", "")).upper()
@@ -213,15 +278,14 @@ class OneMinProvider:
             paths = _paths(body.get("resultObject"))
         if paths is None:
             paths = _paths(record.get("resultObject"))
-        if not paths:
-            temporary = record.get("temporaryUrl") or body.get("temporaryUrl")
-            if isinstance(temporary, str) and temporary:
-                paths = [temporary]
+        temporary = output_urls(record.get("temporaryUrl")) or output_urls(body.get("temporaryUrl"))
+        if not paths and temporary:
+            paths = temporary
         if paths is None:
             raise ProviderPermanentError("the feature answer carries no result paths", provider=self.name)
         record_id = record.get("uuid")
-        urls = [self._url(p) for p in paths]
-        return (record_id if isinstance(record_id, str) and record_id else None), urls, team_balance(body)
+        found = record_id if isinstance(record_id, str) and record_id else None
+        return found, self._sources(paths, temporary), team_balance(body)
 
     # ------------------------------------------------------------------ Provider
 
@@ -232,40 +296,56 @@ class OneMinProvider:
                 raise ProviderPermanentError("a Redux job needs an input image", provider=self.name)
             image_path = await self._upload(image)
         started = time.monotonic()
-        record_id, urls, balance = await self._generate(spec, image_path)
-        elapsed = time.monotonic() - started
-        images = await self.http.download_all(urls, max_bytes=self.max_output_bytes)
+        record_id, sources, balance = await self._generate(spec, image_path)
+        # No timing comes back; the wall time of the blocking call is the closest measure.
+        elapsed = round(time.monotonic() - started, 3)
+        job_id = record_id or f"onemin-{uuid.uuid4().hex}"
+        handle = {"sources": json.dumps(sources), "seconds": str(elapsed)}
+        try:
+            result = await self._fetch(spec, sources, elapsed)
+            result = dataclasses.replace(result, remaining_balance=balance)
+        except ProviderError as exc:
+            # The call is billed already: a failed download is retried through `result`, never resubmitted.
+            log.warning("provider=onemin job=%s outputs not downloaded yet: %s", job_id, exc.message)
+            return Submission(job_id=job_id, handle=handle)
+        self._remember(job_id, result)
+        return Submission(job_id=job_id, result=result, handle=handle)
+
+    async def _fetch(self, spec: GenerationSpec, sources: list[list[str]], elapsed: float | None) -> ProviderResult:
+        images = list(await asyncio.gather(*(self._download(urls) for urls in sources)))
         if spec.model is ModelId.SCHNELL:
-            # Schnell's page documents no output format, and `custom` sizes may be rounded: make sure.
+            # Schnell's page documents no output format: convert to the one asked for.
             images = [
                 await fit_output_async(data, size=spec.size, output_format=spec.output_format, quality=spec.quality)
                 for data in images
             ]
-        # No timing comes back; the wall time of the blocking call is the closest measure.
-        result = ProviderResult(images=images, inference_seconds=round(elapsed, 3), remaining_balance=balance)
-        job_id = record_id or f"onemin-{uuid.uuid4().hex}"
+        return ProviderResult(images=images, inference_seconds=elapsed)
+
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
+        result = self._finished.get(job_id)
+        if result is not None:
+            return ProviderStatus(state=ProviderState.SUCCEEDED, inference_seconds=result.inference_seconds)
+        if _sources_of(handle) is not None:
+            return ProviderStatus(state=ProviderState.SUCCEEDED)
+        raise ProviderJobExpiredError(
+            "1min.ai has no job lookup and the job's outputs are not known", provider=self.name
+        )
+
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
+        result = self._finished.get(job_id)
+        if result is not None:
+            self._finished.move_to_end(job_id)
+            return result
+        sources = _sources_of(handle)
+        if sources is None:
+            raise ProviderJobExpiredError(
+                "1min.ai has no job lookup and the job's outputs are not known", provider=self.name
+            )
+        result = await self._fetch(spec, sources, _number((handle or {}).get("seconds")))
         self._remember(job_id, result)
-        return Submission(job_id=job_id, result=result)
-
-    async def status(self, job_id: str) -> ProviderStatus:
-        result = self._finished.get(job_id)
-        if result is None:
-            raise ProviderJobExpiredError(
-                "1min.ai has no job lookup and this process no longer holds the result", provider=self.name
-            )
-        return ProviderStatus(state=ProviderState.SUCCEEDED, inference_seconds=result.inference_seconds)
-
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
-        result = self._finished.get(job_id)
-        if result is None:
-            raise ProviderJobExpiredError(
-                "1min.ai has no job lookup and this process no longer holds the result", provider=self.name
-            )
-        self._finished.move_to_end(job_id)
         return result
-
-    async def cancel(self, job_id: str) -> None:
-        return None
 
     async def check_key(self) -> KeyCheck:
         """An asset upload without a file: refused as incomplete (400) with a good key, 401 with a bad one.
@@ -274,6 +354,9 @@ class OneMinProvider:
         """
         url = f"{self.base_url}/api/assets"
         return await check_with(self.http, base_url=self.base_url, method="POST", url=url, headers=self._headers)
+
+    async def cancel(self, job_id: str) -> None:
+        return None
 
     def _remember(self, job_id: str, result: ProviderResult) -> None:
         self._finished[job_id] = result
@@ -297,6 +380,23 @@ def _float(value: object) -> float | None:
         return None
     try:
         return float(value)
+    except ValueError:
+        return None
+
+
+def _sources_of(handle: Mapping[str, str] | None) -> list[list[str]] | None:
+    try:
+        value = json.loads((handle or {}).get("sources", ""))
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not all(isinstance(urls, list) for urls in value):
+        return None
+    return [[url for url in urls if isinstance(url, str)] for urls in value]
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
     except ValueError:
         return None
 

@@ -1,9 +1,25 @@
-"""Replicate: predictions on the official FLUX.1 Redux schnell/dev and FLUX.1 schnell models."""
+"""Replicate: predictions on the official FLUX.1 Redux schnell/dev and FLUX.1 schnell models.
+
+Contract decisions, each with its evidence:
+
+- Input image. Replicate: "Input files can be HTTP URLs or data URLs. Data URLs are recommended only for
+  files of 256 KB or less"; larger files go through `POST /v1/files` (multipart field `content`; the client
+  passes the answer's `urls.get`). Redux resizes its input to 384×384 (cog-flux image_embedders.py), so the
+  image is re-encoded at 768 px, which nearly always fits a data URL; the files API takes the rest.
+- Seeds. The cog treats a falsy seed as "pick one": `if not seed: seed = int.from_bytes(os.urandom(2))`
+  and prints `Using seed: N` (cog-flux bfl_predictor.py), which reaches the prediction's `logs`. The seed
+  read from there is reported, so a member's `seed:0` shows the seed that reproduces the images.
+- `go_fast: false` for flux-schnell: fp8 mode "will not be deterministic ... even if you set a seed".
+- Money. A create is not idempotent and the official client never retries a POST (RetryTransport retries
+  429/503/504 for idempotent methods only); nothing documents a 5xx on create as "not created". So a
+  timeout, a reset or a 5xx on create leaves the outcome unknown and is never resent; 429 and 4xx are refusals.
+"""
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -13,12 +29,14 @@ from bot.core.errors import (
     ProviderBlockedError,
     ProviderError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
+from bot.core.redux_input import compact_jpeg_async
 from bot.core.requests import GenerationSpec, ModelId
 from bot.providers.base import Accepts, ProviderResult, ProviderState, ProviderStatus, Submission
-from bot.providers.http import HttpAnswer, HttpClient, retry_after
+from bot.providers.http import HttpAnswer, HttpClient, output_urls, retry_after, seed_from_logs
 from bot.providers.keys import KeyCheck, check_with
 
 OWNER = "black-forest-labs"
@@ -39,6 +57,8 @@ _TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT_SECONDS = 60
 # "Request was throttled. Your rate limit resets in ~30s." (older wording: "Expected available in 30 seconds.")
 _RESET_IN = re.compile(r"(?:resets in|available in)\s*~?\s*(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
+#: "Data URLs are recommended only for files of 256 KB or less"
+MAX_DATA_URL_BYTES = 256 * 1024
 
 
 def is_safety_refusal(message: str) -> bool:
@@ -73,7 +93,7 @@ class ReplicateProvider:
     name = "replicate"
     models = frozenset(SLUGS)
     #: the models' input schemas take num_inference_steps everywhere and guidance on Redux dev
-    accepts: ClassVar[Accepts] = {
+    tunable: ClassVar[Accepts] = {
         ModelId.REDUX_SCHNELL: frozenset({"steps"}),
         ModelId.REDUX_DEV: frozenset({"steps", "guidance"}),
         ModelId.SCHNELL: frozenset({"steps"}),
@@ -89,20 +109,27 @@ class ReplicateProvider:
         timeout: float = 30.0,
         max_output_bytes: int = 25 * 1024 * 1024,
         wait_seconds: int = 0,
+        max_data_url_bytes: int = MAX_DATA_URL_BYTES,
     ) -> None:
         self.wait_seconds = max(0, min(MAX_WAIT_SECONDS, wait_seconds))
-        self.http = HttpClient(session, provider=self.name, timeout=timeout)
+        self.max_data_url_bytes = max_data_url_bytes
+        self.http = HttpClient(session, provider=self.name, timeout=timeout, secrets=[api_key])
         # A waited create is held open by the server, so it gets that much longer before timing out.
-        self._create_http = HttpClient(session, provider=self.name, timeout=timeout + self.wait_seconds)
+        self._create_http = HttpClient(
+            session, provider=self.name, timeout=timeout + self.wait_seconds, secrets=[api_key]
+        )
         self.base_url = base_url.rstrip("/")
         self.max_output_bytes = max_output_bytes
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self._headers = {**self._auth, "Accept": "application/json"}
 
+    def accepts(self, spec: GenerationSpec) -> bool:
+        return spec.model in SLUGS
+
     # ------------------------------------------------------------------ vendor JSON
 
     @staticmethod
-    def body(spec: GenerationSpec, image: bytes | None) -> dict[str, Any]:
+    def body(spec: GenerationSpec, redux_image: str | None) -> dict[str, Any]:
         """Our spec in the cog's parameter names, wrapped as a create body."""
         values: dict[str, Any] = {
             "aspect_ratio": spec.aspect_ratio,
@@ -117,14 +144,14 @@ class ReplicateProvider:
         if spec.model is ModelId.SCHNELL:
             # fp8 "go fast" mode is not deterministic even with a seed, and seeds must reproduce.
             return {"input": {"prompt": spec.prompt or "", **values, "go_fast": False}}
-        if image is None:
+        if not redux_image:
             raise ProviderPermanentError("a Redux job needs an input image", provider="replicate")
-        values = {"redux_image": "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii"), **values}
+        values = {"redux_image": redux_image, **values}
         if spec.model is ModelId.REDUX_DEV and spec.guidance is not None:
             values["guidance"] = spec.guidance
         return {"input": values}
 
-    def _raise_for(self, answer: HttpAnswer, *, job_call: bool) -> None:
+    def _raise_for(self, answer: HttpAnswer, *, job_call: bool, create: bool = False) -> None:
         """Map an unsuccessful answer onto the error tree."""
         status, message = answer.status, problem_text(answer)
         if status == 429:
@@ -134,6 +161,12 @@ class ReplicateProvider:
                 status=status,
                 retry_after=retry_after_seconds(answer.headers.get("retry-after"), message),
                 rate_limited=True,
+            )
+        if status >= 500 and create:
+            raise ProviderOutcomeUnknownError(
+                f"HTTP {status} on a create, which may have started a prediction: {message}",
+                provider=self.name,
+                status=status,
             )
         if status >= 500:
             raise ProviderTransientError(f"HTTP {status}: {message}", provider=self.name, status=status)
@@ -159,10 +192,14 @@ class ReplicateProvider:
             )
         raise ProviderPermanentError(f"HTTP {status}: {message}", provider=self.name, status=status)
 
-    def _prediction(self, answer: HttpAnswer, *, job_call: bool) -> dict[str, Any]:
+    def _prediction(self, answer: HttpAnswer, *, job_call: bool, create: bool = False) -> dict[str, Any]:
         if answer.status >= 300:
-            self._raise_for(answer, job_call=job_call)
+            self._raise_for(answer, job_call=job_call, create=create)
         if not isinstance(answer.body, dict):
+            if create:
+                raise ProviderOutcomeUnknownError(
+                    f"malformed JSON in the HTTP {answer.status} answer to a create", provider=self.name
+                )
             raise ProviderTransientError(f"malformed JSON in an HTTP {answer.status} answer", provider=self.name)
         return answer.body
 
@@ -194,39 +231,65 @@ class ReplicateProvider:
         # Replicate's delivery URLs want the same token as the API.
         images = await self.http.download_all(_outputs(body), max_bytes=self.max_output_bytes, headers=self._auth)
         return ProviderResult(
-            images=images, inference_seconds=status.inference_seconds, queue_seconds=status.queue_seconds
+            images=images,
+            inference_seconds=status.inference_seconds,
+            queue_seconds=status.queue_seconds,
+            seed=seed_from_logs(body.get("logs")),
         )
+
+    async def _redux_image(self, image: bytes) -> str:
+        """A data URL when the image fits Replicate's advice (≤ 256 KB), else an upload to the files API."""
+        data = await compact_jpeg_async(image, max_bytes=self.max_data_url_bytes)
+        if len(data) <= self.max_data_url_bytes:
+            return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+        form = aiohttp.FormData()
+        form.add_field("content", data, filename="input.jpg", content_type="image/jpeg")
+        answer = await self.http.request("POST", f"{self.base_url}/v1/files", data=form, headers=self._headers)
+        body = self._prediction(answer, job_call=False)
+        urls = body.get("urls")
+        url = urls.get("get") if isinstance(urls, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ProviderTransientError("the file upload answer has no urls.get", provider=self.name)
+        return url
 
     # ------------------------------------------------------------------ Provider
 
     async def submit(self, spec: GenerationSpec, image: bytes | None) -> Submission:
+        redux_image = None
+        if spec.model.is_redux:
+            if image is None:
+                raise ProviderPermanentError("a Redux job needs an input image", provider=self.name)
+            redux_image = await self._redux_image(image)
         headers = dict(self._headers)
         if self.wait_seconds:
             headers["Prefer"] = f"wait={self.wait_seconds}"
         answer = await self._create_http.request(
             "POST",
             f"{self.base_url}/v1/models/{OWNER}/{SLUGS[spec.model]}/predictions",
-            json=self.body(spec, image),
+            json=self.body(spec, redux_image),
             headers=headers,
+            billable=True,
         )
-        body = self._prediction(answer, job_call=False)
+        body = self._prediction(answer, job_call=False, create=True)
         job_id = body.get("id")
         if not isinstance(job_id, str) or not job_id:
-            raise ProviderTransientError("the create answer has no prediction id", provider=self.name)
+            raise ProviderOutcomeUnknownError("the create answer has no prediction id", provider=self.name)
         # Only `succeeded` carries outputs; anything else, `processing` on a waited create included, is polled.
         if body.get("status") != "succeeded":
-            return Submission(job_id=job_id)
+            return Submission(job_id=job_id, sent_at=answer.sent_at)
         try:
             result = await self._download(job_id, body, self._status_from(body))
         except ProviderError:
             # The prediction exists and is paid for: never let a download hiccup cause a second create.
-            return Submission(job_id=job_id)
-        return Submission(job_id=job_id, result=result)
+            return Submission(job_id=job_id, sent_at=answer.sent_at)
+        return Submission(job_id=job_id, result=result, sent_at=answer.sent_at)
 
-    async def status(self, job_id: str) -> ProviderStatus:
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         return self._status_from(await self._get(job_id))
 
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
         body = await self._get(job_id)
         status = self._status_from(body)
         if status.state is ProviderState.FAILED:
@@ -274,10 +337,5 @@ def _queue_seconds(body: dict[str, Any]) -> float | None:
 
 
 def _outputs(body: dict[str, Any]) -> list[str]:
-    """`output` is a list of URLs (or data URIs) for these models; a single string is accepted too."""
-    value = body.get("output")
-    if isinstance(value, str) and value:
-        return [value]
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str) and item]
-    return []
+    """`output` is a list of URLs (or data URIs) for these models; other shapes are read too."""
+    return output_urls(body.get("output"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from bot.core.images import normalize_input
 from emulators.discord.emulator import DiscordEmulator
 from emulators.discord.messages import StoredMessage
@@ -62,7 +60,7 @@ async def test_v2_varies_output_two(discord_emu: DiscordEmulator, segmind: Segmi
     expected = normalize_input(outputs[1].data)
     assert job.input_sha256 == expected.sha256
     body = segmind.jobs[job.provider_job_id or ""].body
-    assert base64.b64decode(body["redux_image"].split(",", 1)[1]) == expected.data
+    assert segmind.assets[body["redux_image"]] == expected.data  # uploaded to Segmind Storage, sent as its URL
     assert normalize_input(outputs[0].data).sha256 != expected.sha256
 
 

@@ -75,7 +75,8 @@ async def test_results_are_spoilers_by_channel_and_by_role_across_a_restart(
     await first.close()
 
     second = await start_bot()
-    assert spoilers(await wait_result(discord_emu, bobs, timeout=20)) == [True]
+    result = await wait_result(discord_emu, bobs, timeout=20)
+    assert spoilers(result) == [True], result.content
     await delivered(second, bobs)
     # A re-post into a spoiler channel is a spoiler too, whatever the original was.
     shown = await discord_emu.slash("show", user=alice, channel_id=art, options={"job": plain_id})

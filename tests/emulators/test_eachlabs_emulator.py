@@ -182,7 +182,7 @@ async def test_numbers_and_strings_are_both_accepted(http: aiohttp.ClientSession
 
 async def test_numeric_metrics_and_bare_url_options(http: aiohttp.ClientSession) -> None:
     config = EmulatorConfig(**FAST)
-    async with EachlabsEmulator(config, numbers_as_strings=False, output_list=False) as emulator:
+    async with EachlabsEmulator(config, numbers_as_strings=False, output_shape="string") as emulator:
         prediction_id = await create(http, emulator, create_body())
         await wait_done(emulator, prediction_id)
         _, body = await get(http, emulator, prediction_id)

@@ -38,13 +38,21 @@ async def make_emulator() -> AsyncIterator[MakeEmulator]:
     started: list[OneMinEmulator] = []
 
     async def make(
-        *, asset_prefix: str = "/asset", temporary_url: bool = True, failed_as_record: bool = False, **overrides: Any
+        *,
+        asset_prefix: str = "/asset",
+        temporary_url: bool = True,
+        failed_as_record: bool = False,
+        asset_host: str = "serve",
+        undocumented: str = "honor",
+        **overrides: Any,
     ) -> OneMinEmulator:
         emulator = OneMinEmulator(
             EmulatorConfig(**{**FAST, **overrides}),
             asset_prefix=asset_prefix,
             temporary_url=temporary_url,
             failed_as_record=failed_as_record,
+            asset_host=asset_host,  # type: ignore[arg-type]
+            undocumented=undocumented,  # type: ignore[arg-type]
         )
         await emulator.start()
         started.append(emulator)
@@ -164,7 +172,8 @@ async def test_feature_call_blocks_and_returns_relative_paths(
     results = record["aiRecordDetail"]["resultObject"]
     assert len(results) == 2
     assert all(p.startswith("images/") and p.endswith(f"_out-{i}.jpg") for i, p in enumerate(results))
-    assert record["temporaryUrl"].startswith(f"{emulator.asset_base_url}/{results[0]}?")
+    # A presigned S3-style URL of the first output, as the documented answer shows.
+    assert record["temporaryUrl"].startswith(f"{emulator.base_url}/s3/asset.1min.ai/{results[0]}?X-Amz-Expires=")
     for url in (f"{emulator.asset_base_url}/{results[1]}", record["temporaryUrl"]):
         kind, image = await fetch(http, url)
         assert (kind, image.size, image.format) == ("image/jpeg", (512, 512), "JPEG")
@@ -377,3 +386,40 @@ async def test_fail_next_and_delay_next(http: aiohttp.ClientSession, emulator: O
     await fetch(http, url)
     # The delayed call is still parked server-side; only the answered ones are logged.
     assert [r.status for r in emulator.requests if r.route == "features"] == [504, 200]
+
+
+async def test_a_private_asset_host_refuses_outputs_but_the_presigned_url_serves_them(
+    http: aiohttp.ClientSession, make_emulator: MakeEmulator
+) -> None:
+    emulator = await make_emulator(asset_host="403")
+    path = (await upload(http, emulator))["fileContent"]["path"]
+    _, body = await features(http, emulator, variator(path))
+    record = body["aiRecord"]
+    async with http.get(f"{emulator.asset_base_url}/{record['aiRecordDetail']['resultObject'][0]}") as response:
+        assert response.status == 403
+    kind, image = await fetch(http, record["temporaryUrl"])
+    assert kind == "image/jpeg" and image.size == (512, 512)
+
+
+async def test_go_fast_makes_a_seed_not_reproduce(http: aiohttp.ClientSession, make_emulator: MakeEmulator) -> None:
+    emulator = await make_emulator()
+    pictures: dict[bool, list[bytes]] = {True: [], False: []}
+    for go_fast in (True, True, False, False):
+        _, body = await features(http, emulator, generator(seed=77, go_fast=go_fast))
+        url = f"{emulator.asset_base_url}/{body['aiRecord']['aiRecordDetail']['resultObject'][0]}"
+        async with http.get(url) as response:
+            pictures[go_fast].append(await response.read())
+    assert pictures[False][0] == pictures[False][1]
+    assert pictures[True][0] != pictures[True][1]
+
+
+@pytest.mark.parametrize("undocumented", ["ignore", "refuse"])
+async def test_undocumented_schnell_fields_ignored_or_refused(
+    http: aiohttp.ClientSession, make_emulator: MakeEmulator, undocumented: str
+) -> None:
+    emulator = await make_emulator(undocumented=undocumented)
+    status, body = await features(http, emulator, generator(num_outputs=2, format="png"))
+    if undocumented == "refuse":
+        assert status == 422 and "num_outputs" in str(body)
+    else:
+        assert status == 200 and len(body["aiRecord"]["aiRecordDetail"]["resultObject"]) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -306,11 +307,15 @@ async def test_request_errors(http: aiohttp.ClientSession, emulator: SegmindEmul
         assert response.content_type == "text/html"
 
 
-async def test_insufficient_credits_is_406(http: aiohttp.ClientSession, make_emulator: MakeEmulator) -> None:
+async def test_insufficient_credits_is_402_on_v2(http: aiohttp.ClientSession, make_emulator: MakeEmulator) -> None:
     emulator = await make_emulator(credits=0.01)
     first = await submit(http, emulator, redux(num_outputs=2))
     url = f"{emulator.base_url}/v2/flux-redux-schnell"
     async with http.post(url, json=redux(num_outputs=1), headers=KEY) as response:
+        assert response.status == 402  # "An empty balance is 402 on /v2 and 406 on /v1"
+        assert (await response.json())["error"].startswith("Insufficient credits")
+    v1 = f"{emulator.base_url}/v1/flux-redux-schnell"
+    async with http.post(v1, json=redux(num_outputs=1), headers=KEY) as response:
         assert response.status == 406
         assert (await response.json())["error"].startswith("Insufficient credits")
     await wait_done(http, emulator, first["request_id"])
@@ -415,3 +420,55 @@ async def test_v1_sync_json_mode(http: aiohttp.ClientSession, make_emulator: Mak
     image = Image.open(io.BytesIO(base64.b64decode(body["image"])))
     assert (image.size, image.format) == ((608, 416), "JPEG")
     assert emulator.counts["v1"] == 1
+
+
+@pytest.mark.parametrize(("pending", "code"), [("status", 200), ("404", 404), ("202", 202)])
+async def test_what_the_response_url_answers_while_pending_is_a_switch(
+    http: aiohttp.ClientSession, pending: str, code: int
+) -> None:
+    config = EmulatorConfig(**{**FAST, "latency_median": 0.3})
+    async with SegmindEmulator(config, pending_response=pending) as emulator:  # type: ignore[arg-type]
+        submitted = await submit(http, emulator, redux())
+        async with http.get(submitted["response_url"], headers=KEY) as response:
+            assert response.status == code
+        status, body = await get(http, submitted["status_url"])
+        assert status == 200 and body["status"] in ("QUEUED", "PROCESSING")  # the status URL is documented
+        await wait_done(http, emulator, submitted["request_id"])
+        status, body = await get(http, submitted["response_url"])
+        assert status == 200 and body["status"] == "COMPLETED" and body["output"]
+
+
+async def test_outputs_as_a_json_encoded_list(http: aiohttp.ClientSession) -> None:
+    async with SegmindEmulator(EmulatorConfig(**FAST), output_shape="json") as emulator:
+        submitted = await submit(http, emulator, redux(num_outputs=2))
+        await wait_done(http, emulator, submitted["request_id"])
+        _, body = await get(http, submitted["response_url"])
+        assert isinstance(body["output"], str) and len(json.loads(body["output"])) == 2
+
+
+async def test_segmind_storage_upload_and_inline_images_switch(http: aiohttp.ClientSession) -> None:
+    async with SegmindEmulator(EmulatorConfig(**FAST), inline_images=False) as emulator:
+        async with http.post(f"{emulator.base_url}/upload-asset", json={"data_urls": [SOURCE]}, headers=KEY) as r:
+            assert r.status == 200
+            url = (await r.json())["urls"][0]
+        async with http.get(url) as r:
+            assert r.status == 200 and await r.read() == base64.b64decode(SOURCE.split(",", 1)[1])
+        by_url = await submit(http, emulator, redux(redux_image=url))
+        inline = await submit(http, emulator, redux())
+        await wait_done(http, emulator, by_url["request_id"])
+        status, body = await get(http, by_url["response_url"])
+        assert status == 200 and body["status"] == "COMPLETED"
+        status, body = await get(http, inline["status_url"])
+        assert status == 422 and body["status"] == "FAILED" and "URI" in body["error"]
+        assert emulator.counts["upload"] == 1
+
+
+async def test_a_fault_can_echo_the_key_and_a_reset_drops_the_connection(http: aiohttp.ClientSession) -> None:
+    async with SegmindEmulator(EmulatorConfig(**FAST)) as emulator:
+        emulator.fail_next(500, route="submit", body={"error": "bad key {api_key}"})
+        async with http.post(f"{emulator.base_url}/v2/flux-redux-schnell", json=redux(), headers=KEY) as r:
+            assert r.status == 500 and (await r.json())["error"] == f"bad key {KEY['x-api-key']}"
+        emulator.reset_next(route="submit", after=True)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await submit(http, emulator, redux())
+        assert len(emulator.jobs) == 1  # accepted, though its answer never arrived

@@ -6,7 +6,7 @@ import asyncio
 import io
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -41,6 +41,9 @@ class FakeProvider:
     cancelled: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
+    def accepts(self, spec: GenerationSpec) -> bool:
+        return spec.model in self.models
+
     def _maybe_fail(self, call: str) -> None:
         self.calls.append(call)
         queue = self.errors.get(call)
@@ -53,7 +56,7 @@ class FakeProvider:
         self.submitted[job_id] = (spec, time.monotonic())
         return Submission(job_id=job_id)
 
-    async def status(self, job_id: str) -> ProviderStatus:
+    async def status(self, job_id: str, handle: Mapping[str, str] | None = None) -> ProviderStatus:
         self._maybe_fail("status")
         _, started = self.submitted[job_id]
         if time.monotonic() - started < self.duration:
@@ -62,7 +65,9 @@ class FakeProvider:
             return ProviderStatus(ProviderState.FAILED, error=self.fail_with)
         return ProviderStatus(ProviderState.SUCCEEDED, inference_seconds=self.duration)
 
-    async def result(self, job_id: str, spec: GenerationSpec) -> ProviderResult:
+    async def result(
+        self, job_id: str, spec: GenerationSpec, handle: Mapping[str, str] | None = None
+    ) -> ProviderResult:
         self._maybe_fail("result")
         return ProviderResult(images=[render(spec, i) for i in range(spec.count - self.drop)])
 

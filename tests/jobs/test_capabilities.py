@@ -17,7 +17,7 @@ from bot.jobs.engine import EngineConfig, JobEngine, JobOrder
 from bot.jobs.gate import ProviderGate
 from bot.jobs.pool import ProviderSlot
 from bot.jobs.timing import PollPlanner
-from bot.providers.base import honours
+from bot.providers.base import tunes
 from bot.providers.eachlabs import EachlabsProvider
 from bot.providers.onemin import OneMinProvider
 from bot.providers.replicate import ReplicateProvider
@@ -32,7 +32,7 @@ from tests.jobs.fakes import FakeProvider, RecordingNotifier
 class NoGuidanceProvider(FakeProvider):
     """Like 1min.ai: steps for every model, no guidance."""
 
-    accepts: Mapping[ModelId, frozenset[str]] = field(
+    tunable: Mapping[ModelId, frozenset[str]] = field(
         default_factory=lambda: {model: frozenset({"steps"}) for model in ModelId}
     )
 
@@ -69,10 +69,10 @@ def test_tuned_fields_are_those_set_away_from_the_models_defaults() -> None:
 def test_the_adapters_declare_what_their_vendors_document() -> None:
     subtle = dev_spec(TUNINGS[Strength.SUBTLE].guidance, TUNINGS[Strength.SUBTLE].steps)
     plain = dev_spec(None)
-    assert honours(SegmindProvider, subtle) and honours(ReplicateProvider, subtle)
+    assert tunes(SegmindProvider, subtle) and tunes(ReplicateProvider, subtle)
     # 1min.ai's Redux dev page lists no guidance: plain dev jobs go there, tuned ones do not.
-    assert honours(OneMinProvider, plain) and not honours(OneMinProvider, subtle)
-    assert not honours(EachlabsProvider, plain)  # Redux schnell only
+    assert tunes(OneMinProvider, plain) and not tunes(OneMinProvider, subtle)
+    assert ModelId.REDUX_DEV not in EachlabsProvider.models  # Redux schnell and schnell only
 
 
 async def test_a_tuned_job_skips_a_preferred_provider_that_does_not_take_the_field(db: Database) -> None:

@@ -106,7 +106,9 @@ async def test_transient_errors_are_retried(make_engine: EngineFactory) -> None:
     assert provider.calls.count("submit") == 2 and provider.calls.count("result") == 2
 
 
-async def test_a_permanent_error_fails_the_job_and_refunds(make_engine: EngineFactory) -> None:
+async def test_a_permanent_error_fails_the_job_and_refunds(
+    make_engine: EngineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     provider = FakeProvider(errors={"submit": [ProviderPermanentError("bad request", provider="fake")]})
     notifier = RecordingNotifier()
     engine = await make_engine(provider, notifier)
@@ -115,7 +117,9 @@ async def test_a_permanent_error_fails_the_job_and_refunds(make_engine: EngineFa
     await engine.run_until_idle()
     done = await engine.jobs.get(job.id)
     assert done is not None and done.state is JobState.FAILED and done.charged == 0
-    assert notifier.failed_log and "bad request" in (notifier.failed_log[0][1] or "")
+    # The member reads a plain sentence; the provider's own words go to the operator's log only.
+    assert notifier.failed_log == [(job.id, "The provider could not run this job.")]
+    assert "bad request" in caplog.text
     balance = await engine.jobs.ledger.balance(1, 7)
     assert balance is not None and (balance.allowance, balance.held) == (20, 0)
 

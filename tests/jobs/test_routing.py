@@ -159,7 +159,7 @@ async def test_a_429_pauses_every_request_to_that_provider(db: Database) -> None
         adapter = SegmindProvider(http, api_key="SG_test", base_url=emulator.base_url)
         engine = engine_with(db, ProviderSlot(adapter, ProviderGate(concurrency=4, rpm=None)))
         reset = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        emulator.fail_next(429, route="result", headers={"x-rate-limit-reset-at-utc": reset})
+        emulator.fail_next(429, route="status", headers={"x-rate-limit-reset-at-utc": reset})
         for i in range(3):
             await engine.submit(order(f"r{i}", user=i))
         await engine.start()

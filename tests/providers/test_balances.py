@@ -42,9 +42,9 @@ async def test_onemin_reports_the_teams_credits_left(session: aiohttp.ClientSess
         provider = OneMinProvider(
             session, api_key="k", base_url=emulator.base_url, asset_base_url=emulator.asset_base_url
         )
-        submission = await provider.submit(ImagineOptions.parse(prompt="a fox", count=2).resolve(), None)
+        submission = await provider.submit(ImagineOptions.parse(prompt="a fox").resolve(), None)
     assert submission.result is not None
-    assert submission.result.remaining_balance == 10_000 - 2 * 100
+    assert submission.result.remaining_balance == 10_000 - 100
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The Eachlabs adapter against the Eachlabs emulator, over real HTTP on 127.0.0.1."""
+"""The Eachlabs adapter against the Eachlabs emulator, over real HTTP on 127.0.0.1, under every variant of
+what Eachlabs' docs leave open."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from bot.core.errors import (
     ProviderBlockedError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
@@ -68,7 +70,8 @@ async def run_to_result(adapter: EachlabsProvider, spec: GenerationSpec) -> Prov
 
 def test_public_surface() -> None:
     assert EachlabsProvider.name == "eachlabs"
-    assert EachlabsProvider.models == frozenset({ModelId.REDUX_SCHNELL})
+    # The two FLUX models with an Eachlabs model page; Redux dev has none.
+    assert EachlabsProvider.models == frozenset({ModelId.REDUX_SCHNELL, ModelId.SCHNELL})
     assert EachlabsProvider.can_cancel is True
 
 
@@ -83,7 +86,9 @@ async def test_redux_job_runs_to_images_of_the_requested_size(session, emulator)
     prediction = next(iter(emulator.predictions.values()))
     assert prediction.model == "flux-redux-schnell"
     sent = prediction.input
-    assert sent["redux_image"].startswith("data:image/jpeg;base64,")
+    # Uploaded as documented (presign, then PUT with the required headers) and sent as its public URL.
+    assert emulator.uploads[sent["redux_image"]] == INPUT
+    assert emulator.counts["presign"] == 1 and emulator.counts["put"] == 1
     # Numbers go out as strings, like the model page's example.
     assert (sent["num_outputs"], sent["seed"], sent["output_quality"], sent["num_inference_steps"]) == (
         "3",
@@ -103,8 +108,10 @@ async def test_string_typed_metrics_are_read_as_numbers(session, emulator) -> No
     assert result.inference_seconds == pytest.approx(0.15)
 
 
-async def test_numeric_metrics_and_a_bare_url_output(session) -> None:  # type: ignore[no-untyped-def]
-    async with EachlabsEmulator(FAST, numbers_as_strings=False, output_list=False) as emulator:
+@pytest.mark.parametrize("shape", ["list", "string", "object"])
+@pytest.mark.parametrize("numbers_as_strings", [True, False])
+async def test_every_output_shape_and_metric_type(session, shape: str, numbers_as_strings: bool) -> None:  # type: ignore[no-untyped-def]
+    async with EachlabsEmulator(FAST, numbers_as_strings=numbers_as_strings, output_shape=shape) as emulator:  # type: ignore[arg-type]
         spec = vary_spec(aspect_ratio="9:21", megapixels="0.25", output_format="jpg")
         result = await run_to_result(provider(session, emulator), spec)
     image = check_output(result.images[0], expected_size=(320, 768), expected_format="jpg", quality=80)
@@ -112,12 +119,32 @@ async def test_numeric_metrics_and_a_bare_url_output(session) -> None:  # type: 
     assert result.inference_seconds == pytest.approx(0.15)
 
 
-async def test_models_it_does_not_serve_are_refused(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_flux_schnell_with_go_fast_off(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    spec = ImagineOptions.parse(prompt="a fox", count=2, megapixels="0.25", seed=5).resolve()
     adapter = provider(session, emulator)
-    with pytest.raises(ProviderPermanentError, match="does not serve"):
-        await adapter.submit(ImagineOptions.parse(prompt="a fox").resolve(), None)
+    submission = await adapter.submit(spec, None)
+    status = await wait_terminal(adapter, submission.job_id)
+    assert status.state is ProviderState.SUCCEEDED, status.error
+    result = await adapter.result(submission.job_id, spec)
+    assert len(result.images) == 2
+    sent = emulator.predictions[submission.job_id].input
+    assert (sent["prompt"], sent["go_fast"], sent["num_outputs"]) == ("a fox", False, "2")
+    assert emulator.counts["presign"] == 0
+
+
+@pytest.mark.parametrize("seed_logs", [True, False])
+async def test_the_seed_the_model_used_is_reported_when_the_logs_say(session, seed_logs: bool) -> None:  # type: ignore[no-untyped-def]
+    async with EachlabsEmulator(FAST, seed_logs=seed_logs) as emulator:
+        result = await run_to_result(provider(session, emulator), vary_spec(seed=0, megapixels="0.25"))
+        used = next(iter(emulator.predictions.values())).seed
+    assert result.seed == (used if seed_logs else None)
+
+
+async def test_a_redux_job_needs_its_image(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator)
     with pytest.raises(ProviderPermanentError, match="input image"):
         await adapter.submit(vary_spec(), None)
+    assert not adapter.accepts(vary_spec(model="dev"))
     assert emulator.counts["create"] == 0
 
 
@@ -186,8 +213,7 @@ async def test_429_carries_retry_after_and_then_succeeds(session, emulator) -> N
 async def test_rpm_budget_429_is_rate_limited(session) -> None:  # type: ignore[no-untyped-def]
     async with EachlabsEmulator(EmulatorConfig(latency_median=0.1, latency_sigma=0, rpm=2)) as emulator:
         adapter = provider(session, emulator)
-        await adapter.submit(vary_spec(), INPUT)
-        await adapter.submit(vary_spec(), INPUT)
+        await adapter.submit(vary_spec(), INPUT)  # the presign and the create
         with pytest.raises(ProviderTransientError) as caught:
             await adapter.submit(vary_spec(), INPUT)
         assert caught.value.rate_limited and caught.value.retry_after is not None
@@ -195,15 +221,27 @@ async def test_rpm_budget_429_is_rate_limited(session) -> None:  # type: ignore[
         assert emulator.count_429 == 1
 
 
-@pytest.mark.parametrize("route", ["create", "get", "file"])
+async def test_a_create_that_fails_to_create_is_a_refusal_any_other_5xx_is_unknown(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator)
+    emulator.fail_next(500, route="create", body={"error": "Failed to create prediction"})
+    with pytest.raises(ProviderTransientError) as caught:
+        await adapter.submit(vary_spec(), INPUT)
+    assert caught.value.status == 500 and not caught.value.rate_limited
+    for status in (500, 502, 504):
+        emulator.fail_next(status, route="create")
+        with pytest.raises(ProviderOutcomeUnknownError):
+            await adapter.submit(vary_spec(), INPUT)
+
+
+@pytest.mark.parametrize("route", ["presign", "get", "file"])
 async def test_5xx_then_success(session, emulator, route: str) -> None:  # type: ignore[no-untyped-def]
     emulator.fail_next(503 if route == "file" else 500, route=route)
     adapter = provider(session, emulator)
     spec = vary_spec(megapixels="0.25")
-    if route == "create":
+    if route == "presign":
         with pytest.raises(ProviderTransientError) as caught:
             await adapter.submit(spec, INPUT)
-        assert caught.value.status == 500 and not caught.value.rate_limited
+        assert caught.value.status == 500 and emulator.counts["create"] == 0
     submission = await adapter.submit(spec, INPUT)
     if route == "get":
         with pytest.raises(ProviderTransientError):
@@ -222,18 +260,24 @@ async def test_result_before_success_is_transient(session, emulator) -> None:  #
         await adapter.result(submission.job_id, vary_spec())
 
 
-async def test_timeout_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_a_poll_timeout_is_transient_a_create_timeout_or_reset_unknown(session, emulator) -> None:  # type: ignore[no-untyped-def]
     emulator.delay_next(1.0, route="get")
-    adapter = provider(session, emulator, timeout=0.2)
+    adapter = provider(session, emulator, timeout=0.3)
     submission = await adapter.submit(vary_spec(), INPUT)
     with pytest.raises(ProviderTransientError, match="did not answer"):
         await adapter.status(submission.job_id)
     assert (await adapter.status(submission.job_id)).state in set(ProviderState)
+    emulator.delay_next(1.0, route="create")
+    with pytest.raises(ProviderOutcomeUnknownError):
+        await adapter.submit(vary_spec(), INPUT)
+    emulator.reset_next(route="create", after=True)
+    with pytest.raises(ProviderOutcomeUnknownError):
+        await adapter.submit(vary_spec(), INPUT)
 
 
-async def test_malformed_create_answer_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_create_answer_has_an_unknown_outcome(session, emulator) -> None:  # type: ignore[no-untyped-def]
     emulator.fail_next(200, route="create", raw='{"predictionID": "ab')
-    with pytest.raises(ProviderTransientError, match="malformed JSON"):
+    with pytest.raises(ProviderOutcomeUnknownError, match="malformed JSON"):
         await provider(session, emulator).submit(vary_spec(), INPUT)
 
 
@@ -276,7 +320,7 @@ async def test_connection_refused_is_transient(session) -> None:  # type: ignore
     base = server.base_url
     await server.stop()
     adapter = EachlabsProvider(session, api_key="k", base_url=base, timeout=2)
-    with pytest.raises(ProviderTransientError, match="could not reach"):
+    with pytest.raises(ProviderTransientError, match="could not connect"):
         await adapter.submit(vary_spec(), INPUT)
 
 

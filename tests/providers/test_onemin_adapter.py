@@ -1,4 +1,5 @@
-"""The 1min.ai adapter against the 1min.ai emulator, over real HTTP on 127.0.0.1."""
+"""The 1min.ai adapter against the 1min.ai emulator, over real HTTP on 127.0.0.1, under every variant of
+what 1min.ai's docs leave open."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from bot.core.errors import (
     ProviderBlockedError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
@@ -83,11 +85,11 @@ async def test_redux_submit_returns_the_finished_images(session, emulator) -> No
     assert sent["imageUrl"] == asset_path and not asset_path.startswith(("/", "http"))
     assert (sent["format"], sent["aspect_ratio"], sent["num_outputs"], sent["seed"]) == ("png", "16:9", 2, 11)
     assert "output_format" not in sent
-    # One upload, one blocking call, then the relative result paths fetched from the asset host.
-    routes = [(r.route, r.method) for r in emulator.requests]
-    assert routes == [("asset", "POST"), ("features", "POST"), ("file", "GET"), ("file", "GET")]
-    file_paths = sorted(r.path for r in emulator.requests if r.route == "file")
-    assert file_paths == sorted(f"{emulator.asset_prefix}/{path}" for path in record.paths)
+    # One upload, one blocking call; the output the presigned temporaryUrl names comes from there, the
+    # other from the asset host.
+    routes = sorted((r.route, r.method) for r in emulator.requests)
+    assert routes == [("asset", "POST"), ("features", "POST"), ("file", "GET"), ("presigned", "GET")]
+    assert [r.path for r in emulator.requests if r.route == "file"] == [f"{emulator.asset_prefix}/{record.paths[1]}"]
 
 
 async def test_status_and_result_come_from_memory(session, emulator) -> None:  # type: ignore[no-untyped-def]
@@ -117,35 +119,92 @@ async def test_memory_is_bounded(session, emulator) -> None:  # type: ignore[no-
         await adapter.status(first.job_id)
 
 
-async def test_redux_dev_sends_guidance(session, emulator) -> None:  # type: ignore[no-untyped-def]
-    spec = vary_spec(model="dev", steps=28, guidance=4.5, megapixels="0.25", output_format="jpg")
-    result = await finished(provider(session, emulator), spec)
+async def test_redux_dev_sends_no_guidance_and_refuses_another(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator)
+    assert not adapter.accepts(vary_spec(model="dev", guidance=4.5))
+    spec = vary_spec(model="dev", steps=28, megapixels="0.25", output_format="jpg")
+    assert adapter.accepts(spec)
+    result = await finished(adapter, spec)
     image = check_output(result.images[0], expected_size=spec.size, expected_format="jpg", quality=80)
     assert (image.width, image.height) == spec.size
     record = next(iter(emulator.records.values()))
     assert record.model == "black-forest-labs/flux-redux-dev"
-    assert (record.prompt_object["guidance"], record.prompt_object["num_inference_steps"]) == (4.5, 28)
+    assert "guidance" not in record.prompt_object and record.prompt_object["num_inference_steps"] == 28
 
 
-@pytest.mark.parametrize(
-    ("aspect", "sent_ratio", "size"),
-    [("3:2", "3:2", (608, 416)), ("21:9", "custom", (768, 320)), ("3:4", "custom", (448, 576))],
-)
-async def test_schnell_sizes(session, emulator, aspect: str, sent_ratio: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    spec = imagine_spec(aspect_ratio=aspect, megapixels="0.25", output_format="webp", count=2)
-    result = await finished(provider(session, emulator), spec, None)
-    assert len(result.images) == 2
-    for data in result.images:
-        image = check_output(data, expected_size=size, expected_format="webp", quality=80)
-        assert (image.width, image.height, image.format) == (*size, "webp")
-    sent = next(iter(emulator.records.values())).prompt_object
-    assert sent["aspect_ratio"] == sent_ratio and sent["prompt"] == "a fox in snow"
-    if sent_ratio == "custom":
-        assert (sent["width"], sent["height"]) == size
-    assert emulator.counts["asset"] == 0  # text-to-image uploads nothing
+@pytest.mark.parametrize("undocumented", ["honor", "ignore", "refuse"])
+@pytest.mark.parametrize(("aspect", "size"), [("3:2", (608, 416)), ("9:16", (384, 672))])
+async def test_schnell_sends_only_documented_fields(  # type: ignore[no-untyped-def]
+    session, undocumented: str, aspect: str, size: tuple[int, int]
+) -> None:
+    async with OneMinEmulator(FAST, undocumented=undocumented) as emulator:  # type: ignore[arg-type]
+        spec = imagine_spec(aspect_ratio=aspect, megapixels="0.25", output_format="png", seed=9)
+        result = await finished(provider(session, emulator), spec, None)
+        image = check_output(result.images[0], expected_size=size, expected_format="png", quality=80)
+        assert (image.width, image.height, image.format) == (*size, "png")
+        sent = next(iter(emulator.records.values())).prompt_object
+        assert set(sent) == {
+            "prompt",
+            "aspect_ratio",
+            "output_quality",
+            "num_inference_steps",
+            "megapixels",
+            "go_fast",
+            "disable_safety_checker",
+            "seed",
+        }
+        assert sent["go_fast"] is False and sent["aspect_ratio"] == aspect
+        assert emulator.counts["asset"] == 0  # text-to-image uploads nothing
 
 
-async def test_temporary_url_is_the_fallback(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_schnell_seeds_reproduce(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    spec = imagine_spec(megapixels="0.25", seed=123)
+    first = await finished(provider(session, emulator), spec, None)
+    second = await finished(provider(session, emulator), spec, None)
+    assert first.images == second.images
+
+
+async def test_schnell_takes_one_image_of_a_listed_ratio(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator)
+    assert adapter.accepts(imagine_spec(aspect_ratio="5:4"))
+    assert not adapter.accepts(imagine_spec(aspect_ratio="21:9"))
+    assert not adapter.accepts(imagine_spec(count=2))
+
+
+@pytest.mark.parametrize("asset_host", ["serve", "403"])
+@pytest.mark.parametrize("temporary_url", [True, False])
+async def test_outputs_come_from_the_presigned_url_first(session, asset_host: str, temporary_url: bool) -> None:  # type: ignore[no-untyped-def]
+    async with OneMinEmulator(FAST, asset_host=asset_host, temporary_url=temporary_url) as emulator:  # type: ignore[arg-type]
+        adapter = provider(session, emulator)
+        spec = vary_spec(megapixels="0.25")
+        submission = await adapter.submit(spec, INPUT)
+        if asset_host == "403" and not temporary_url:
+            # Nowhere to download from: billed, so never resubmitted; the engine fails it through `result`.
+            assert submission.result is None and emulator.counts["features"] == 1
+            with pytest.raises(ProviderPermanentError):
+                await adapter.result(submission.job_id, spec, submission.handle)
+            return
+        assert submission.result is not None and len(submission.result.images) == 1
+        assert emulator.counts["presigned" if temporary_url else "file"] == 1
+        assert emulator.counts["file" if temporary_url else "presigned"] == 0
+
+
+async def test_a_failed_download_is_fetched_again_through_result_not_resubmitted(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator)
+    spec = vary_spec(megapixels="0.25")
+    emulator.fail_next(503, route="presigned")
+    emulator.fail_next(503, route="file")
+    submission = await adapter.submit(spec, INPUT)
+    assert submission.result is None and "sources" in submission.handle
+    again = OneMinProvider(  # a restart: only the stored handle is left
+        session, api_key="k", base_url=emulator.base_url, asset_base_url=emulator.asset_base_url
+    )
+    assert (await again.status(submission.job_id, submission.handle)).state is ProviderState.SUCCEEDED
+    assert len((await again.result(submission.job_id, spec, submission.handle)).images) == 1
+    assert emulator.counts["features"] == 1
+
+
+async def test_a_temporary_url_alone_is_enough(session, emulator) -> None:  # type: ignore[no-untyped-def]
     adapter = provider(session, emulator)
     await adapter.submit(vary_spec(megapixels="0.25"), INPUT)
     asset_path = next(iter(emulator.assets))
@@ -171,10 +230,10 @@ async def test_result_object_at_the_top_level_or_as_a_string(session, emulator) 
         await adapter.submit(vary_spec(), INPUT)
 
 
-async def test_model_failure_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_a_5xx_from_the_blocking_call_leaves_the_outcome_unknown(session, emulator) -> None:  # type: ignore[no-untyped-def]
     emulator.next_outcome(error="boom")
     adapter = provider(session, emulator)
-    with pytest.raises(ProviderTransientError, match="boom") as caught:
+    with pytest.raises(ProviderOutcomeUnknownError, match="boom") as caught:
         await adapter.submit(vary_spec(), INPUT)
     assert caught.value.status == 500
 
@@ -223,27 +282,32 @@ async def test_rpm_budget_429_is_rate_limited(session) -> None:  # type: ignore[
         assert emulator.count_429 == 1
 
 
-@pytest.mark.parametrize(("route", "status"), [("asset", 502), ("features", 504), ("file", 503)])
-async def test_5xx_then_success(session, emulator, route: str, status: int) -> None:  # type: ignore[no-untyped-def]
-    emulator.fail_next(status, route=route)
+async def test_an_upload_5xx_is_a_refusal(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    emulator.fail_next(502, route="asset")
     adapter = provider(session, emulator)
     with pytest.raises(ProviderTransientError) as caught:
         await adapter.submit(vary_spec(megapixels="0.25"), INPUT)
-    assert caught.value.status == status and not caught.value.rate_limited
+    assert caught.value.status == 502 and emulator.counts["features"] == 0
     assert len((await finished(adapter, vary_spec(megapixels="0.25"))).images) == 1
 
 
-async def test_timeout_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
-    emulator.delay_next(1.0, route="features")
+@pytest.mark.parametrize("fault", ["504", "timeout", "reset", "malformed"])
+async def test_the_blocking_call_is_never_resent_after_an_unknown_outcome(session, emulator, fault: str) -> None:  # type: ignore[no-untyped-def]
     adapter = provider(session, emulator, timeout=0.3)
-    with pytest.raises(ProviderTransientError, match="did not answer"):
+    if fault == "504":
+        emulator.fail_next(504, route="features")
+    elif fault == "timeout":
+        emulator.delay_next(1.0, route="features")
+    elif fault == "reset":
+        emulator.reset_next(route="features", after=True)
+    else:
+        emulator.fail_next(200, route="features", raw='{"aiRecord": {"uu')
+    with pytest.raises(ProviderOutcomeUnknownError):
         await adapter.submit(vary_spec(megapixels="0.25"), INPUT)
-    assert len((await finished(adapter, vary_spec(megapixels="0.25"))).images) == 1
 
 
-@pytest.mark.parametrize("route", ["asset", "features"])
-async def test_malformed_json_is_transient(session, emulator, route: str) -> None:  # type: ignore[no-untyped-def]
-    emulator.fail_next(200, route=route, raw='{"aiRecord": {"uu')
+async def test_asset_upload_malformed_json_is_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    emulator.fail_next(200, route="asset", raw='{"fileContent": {"pa')
     with pytest.raises(ProviderTransientError, match="malformed JSON"):
         await provider(session, emulator).submit(vary_spec(), INPUT)
 
@@ -274,7 +338,7 @@ async def test_connection_refused_is_transient(session) -> None:  # type: ignore
     base = server.base_url
     await server.stop()
     adapter = OneMinProvider(session, api_key="k", base_url=base, timeout=2)
-    with pytest.raises(ProviderTransientError, match="could not reach"):
+    with pytest.raises(ProviderTransientError, match="could not connect"):
         await adapter.submit(imagine_spec(), None)
 
 

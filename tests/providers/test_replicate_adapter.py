@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ import pytest
 from bot.core.errors import (
     ProviderBlockedError,
     ProviderJobExpiredError,
+    ProviderOutcomeUnknownError,
     ProviderPermanentError,
     ProviderTransientError,
 )
@@ -87,7 +89,9 @@ async def test_redux_prediction_runs_to_images_of_the_requested_size(session, em
     prediction = next(iter(emulator.predictions.values()))
     assert prediction.model == "black-forest-labs/flux-redux-dev" and prediction.version == "hidden"
     sent = prediction.input
+    # Re-encoded at 768 px (Redux sees 384×384) so the data URL stays within Replicate's 256 KB advice.
     assert sent["redux_image"].startswith("data:image/jpeg;base64,")
+    assert len(base64.b64decode(sent["redux_image"].split(",", 1)[1])) <= 256 * 1024
     assert (sent["megapixels"], sent["num_outputs"], sent["seed"], sent["guidance"]) == ("1", 3, 11, 3.0)
     assert sent["num_inference_steps"] == 30 and sent["disable_safety_checker"] is False
 
@@ -207,7 +211,7 @@ async def test_5xx_then_success(session, emulator) -> None:  # type: ignore[no-u
     assert len((await adapter.result(submission.job_id, vary_spec())).images) == 1
 
 
-async def test_timeout_malformed_json_and_refused_connection_are_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
+async def test_a_poll_timeout_and_a_refused_connection_are_transient(session, emulator) -> None:  # type: ignore[no-untyped-def]
     adapter = provider(session, emulator, timeout=0.2)
     submission = await adapter.submit(vary_spec(), INPUT)
     emulator.delay_next(1.0, route="get")
@@ -215,16 +219,53 @@ async def test_timeout_malformed_json_and_refused_connection_are_transient(sessi
         await adapter.status(submission.job_id)
     assert (await adapter.status(submission.job_id)).state in set(ProviderState)
 
-    emulator.fail_next(201, route="create", raw='{"id": "abc", "stat')
-    with pytest.raises(ProviderTransientError, match="malformed JSON"):
-        await adapter.submit(vary_spec(), INPUT)
-
     closed = ReplicateEmulator(FAST)
     await closed.start()
     base = closed.base_url
     await closed.stop()
-    with pytest.raises(ProviderTransientError, match="could not reach"):
+    with pytest.raises(ProviderTransientError, match="could not connect"):
         await ReplicateProvider(session, api_key="k", base_url=base, timeout=2).submit(vary_spec(), INPUT)
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "timeout", "reset", "malformed"])
+async def test_a_create_with_an_unknown_outcome_is_never_resent(session, emulator, fault: str) -> None:  # type: ignore[no-untyped-def]
+    adapter = provider(session, emulator, timeout=0.3)
+    if fault in ("500", "503"):
+        emulator.fail_next(int(fault), route="create")
+    elif fault == "timeout":
+        emulator.delay_next(1.0, route="create")
+    elif fault == "reset":
+        emulator.reset_next(route="create", after=True)
+    else:
+        emulator.fail_next(201, route="create", raw='{"id": "abc", "stat')
+    with pytest.raises(ProviderOutcomeUnknownError):
+        await adapter.submit(vary_spec(), INPUT)
+
+
+@pytest.mark.parametrize("data_url_limit", [None, 256 * 1024])
+async def test_a_large_input_goes_through_the_files_api(session, data_url_limit: int | None) -> None:  # type: ignore[no-untyped-def]
+    async with ReplicateEmulator(FAST, data_url_limit=data_url_limit) as emulator:
+        adapter = ReplicateProvider(
+            session, api_key="r8_test", base_url=emulator.base_url, timeout=5, max_data_url_bytes=1000
+        )
+        result = await run_to_result(adapter, vary_spec(megapixels="0.25"), INPUT)
+        assert len(result.images) == 1
+        sent = next(iter(emulator.predictions.values())).input["redux_image"]
+        assert sent in emulator.files and emulator.counts["upload"] == 1
+
+
+async def test_the_compact_data_url_passes_a_strict_256_kb_limit(session) -> None:  # type: ignore[no-untyped-def]
+    noisy = normalize_input(make_png(1024, 1024)).data
+    async with ReplicateEmulator(FAST, data_url_limit=256 * 1024) as emulator:
+        result = await run_to_result(provider(session, emulator), vary_spec(megapixels="0.25"), noisy)
+        assert len(result.images) == 1 and emulator.counts["upload"] == 0
+
+
+async def test_seed_zero_reports_the_seed_the_model_used(session, emulator) -> None:  # type: ignore[no-untyped-def]
+    spec = vary_spec(seed=0, megapixels="0.25")
+    result = await run_to_result(provider(session, emulator), spec, INPUT)
+    used = next(iter(emulator.predictions.values())).seed
+    assert result.seed == used and used != 0
 
 
 async def test_cancel_ends_the_prediction_as_failed(session) -> None:  # type: ignore[no-untyped-def]
